@@ -1,0 +1,49 @@
+"""The contenders: xent_fast and its peers, one module per family.
+
+Each family runs in its own worker process (see :mod:`bench.worker`) and its module provides:
+
+* ``load(threads) -> dict``: import the library, apply the thread setting, return version info;
+  raises :class:`Unavailable` with a human-readable note when the library is missing.
+* ``prepare(case, logits, targets) -> data``: convert the NumPy inputs once per case.
+* ``make(name, mode, case, data) -> fn``: a zero-argument callable doing one complete call
+  (results materialised / ``block_until_ready``), returning a ``(loss, grad_or_None)`` pair.
+* ``to_numpy(result) -> (float, ndarray | None)``: the loss and gradient of ``fn()``'s result,
+  for the cross-contender sanity check.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+MODES = ("fwd", "fwd+grad")
+
+
+class Unavailable(Exception):
+    """The library or the operation is not available here; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    """A timed implementation: ``name`` (id), ``family`` (worker process), ``label`` (table)."""
+
+    name: str
+    family: str
+    label: str
+    modes: tuple = MODES
+    is_peer: bool = False
+
+
+CONTENDERS = (
+    Contender("xent_fast", "xent_fast", "xent_fast"),
+    Contender("xent_fast_out", "xent_fast", "xent_fast out=", modes=("fwd+grad",)),
+    Contender("reference", "reference", "reference"),
+    Contender("torch", "torch", "PyTorch", is_peer=True),
+    Contender("jax", "jax", "JAX", is_peer=True),
+)
+BY_NAME = {c.name: c for c in CONTENDERS}
+
+FAMILY_MODULES = {
+    "xent_fast": "bench.contenders.xent",
+    "reference": "bench.contenders.reference",
+    "torch": "bench.contenders.torch_peer",
+    "jax": "bench.contenders.jax_peer",
+}

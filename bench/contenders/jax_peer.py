@@ -1,0 +1,57 @@
+"""JAX CPU: ``jax.jit`` of plain jax code (no optax): ``-mean(take_along_axis(log_softmax(x)))``;
+fwd+grad is ``jax.jit(jax.value_and_grad(loss))``. Every call ends in ``block_until_ready``.
+
+``jax_enable_x64`` is on so that targets stay int64 and float64 cases really run in float64
+(float32 inputs stay float32). Threads: the runner sets ``XLA_FLAGS`` and the CPU affinity.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Unavailable
+
+_jax = None
+
+
+def load(threads: int) -> dict:
+    """Import jax on the CPU backend with 64-bit types enabled."""
+    global _jax
+    try:
+        import jax
+    except ImportError as exc:
+        raise Unavailable(f"JAX not installed ({exc}); `pip install jax jaxlib` to compare") from None
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_platforms", "cpu")
+    _jax = jax
+    return {"version": jax.__version__, "backend": jax.default_backend()}
+
+
+def _loss(axis):
+    jnp = _jax.numpy
+
+    def loss(x, t):
+        lsm = _jax.nn.log_softmax(x, axis=axis)
+        picked = jnp.take_along_axis(lsm, jnp.expand_dims(t, axis), axis=axis)
+        return -jnp.mean(picked)
+    return loss
+
+
+def prepare(case, logits, targets):
+    """Device arrays (host CPU) and the two jitted functions for this case's axis."""
+    loss = _loss(case.class_axis)
+    return {"x": _jax.device_put(logits), "t": _jax.device_put(targets),
+            "fwd": _jax.jit(loss), "fwd+grad": _jax.jit(_jax.value_and_grad(loss))}
+
+
+def make(name: str, mode: str, case, data):
+    """The jitted call, blocking until its outputs are ready."""
+    fn, x, t, block = data[mode], data["x"], data["t"], _jax.block_until_ready
+    if mode == "fwd":
+        return lambda: (block(fn(x, t)), None)
+    return lambda: block(fn(x, t))
+
+
+def to_numpy(result):
+    """``(loss, grad)`` as a float and an ndarray (or None)."""
+    loss, grad = result
+    return float(loss), (None if grad is None else np.asarray(grad))

@@ -1,0 +1,62 @@
+"""xent_fast itself: ``cross_entropy`` (fwd), ``cross_entropy_and_grad`` (fwd+grad) and the
+same with ``out=`` a preallocated gradient buffer (contender ``xent_fast_out``).
+
+``num_threads`` is left at None, so the kernel follows OMP_NUM_THREADS, which the runner sets from
+``--threads``: the code path users get by default.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import Unavailable
+
+_xf = None
+
+HINT = ("From the checkout root the source folder xent_fast/ shadows an installed copy, so the compiled "
+        "extension must be built in place: `pip install -e '.[bench]'` (or "
+        "`python setup.py build_ext --inplace`).")
+
+
+def load(threads: int) -> dict:
+    """Import xent_fast; raise Unavailable with a build hint when the compiled module is missing."""
+    global _xf
+    try:
+        import xent_fast
+    except ImportError as exc:
+        raise Unavailable(f"xent_fast is not importable ({type(exc).__name__}: {exc}). {HINT}") from None
+    if not hasattr(xent_fast, "cross_entropy"):
+        where = list(getattr(xent_fast, "__path__", [])) or getattr(xent_fast, "__file__", "?")
+        raise Unavailable(f"xent_fast at {where} has no cross_entropy (package not built or not "
+                          f"finished). {HINT}")
+    _xf = xent_fast
+    return {"version": getattr(xent_fast, "__version__", "unknown"),
+            "path": getattr(xent_fast, "__file__", None)}
+
+
+def prepare(case, logits, targets):
+    """NumPy inputs are used as they are; the ``out=`` buffer is allocated lazily."""
+    return {"logits": logits, "targets": targets, "out": None}
+
+
+def make(name: str, mode: str, case, data):
+    """The call for contender ``name`` ('xent_fast' or 'xent_fast_out') in ``mode``."""
+    x, t, axis = data["logits"], data["targets"], case.axis
+    if mode == "fwd" and name == "xent_fast":
+        fn = _xf.cross_entropy
+        return lambda: (fn(x, t, axis=axis), None)
+    if not hasattr(_xf, "cross_entropy_and_grad"):
+        raise Unavailable("xent_fast.cross_entropy_and_grad does not exist yet")
+    fn = _xf.cross_entropy_and_grad
+    if name == "xent_fast":
+        return lambda: fn(x, t, axis=axis)
+    if data["out"] is None:
+        data["out"] = np.empty_like(x)
+        data["out"].fill(0)  # fault the pages in: the buffer is the caller's, not the call's
+    out = data["out"]
+    return lambda: fn(x, t, axis=axis, out=out)
+
+
+def to_numpy(result):
+    """``(loss, grad)`` as a float and an ndarray (or None)."""
+    loss, grad = result
+    return float(loss), (None if grad is None else np.asarray(grad))

@@ -1,0 +1,132 @@
+/* xent.h - the C API of xent_fast's kernels.
+ *
+ * Plain C99 + OpenMP, no Python headers: every entry point takes pointers, int64 sizes and strides
+ * counted in elements (not bytes), and a problem struct; it returns a status code and, for a bad
+ * class index, the first bad row.  Three kernel families:
+ *
+ *   xent_cross_entropy  rows of classes -> one loss per row (+ gradient): cross-entropy from logits,
+ *                       nll_loss from log-probabilities, categorical cross-entropy from probabilities
+ *   xent_softmax_rows   rows of classes -> logsumexp, log_softmax or softmax
+ *   xent_binary         elements -> binary cross-entropy on probabilities or on logits (+ gradient)
+ *
+ * Arrays are seen as rows of classes: the class axis (stride s_class) and the other axes, the "row
+ * axes" (row_shape, strides s_row), in C order.  Row r is the r-th multi-index over the row axes,
+ * so any NumPy layout with the class axis anywhere (strided, reversed, broadcast) maps onto it
+ * without a copy, and per-row outputs come out in C order.
+ */
+#ifndef XENT_H
+#define XENT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { XENT_F32 = 0, XENT_F64 = 1 } xent_dtype;
+
+typedef enum { XENT_REDUCE_NONE = 0, XENT_REDUCE_MEAN = 1, XENT_REDUCE_SUM = 2 } xent_reduction;
+
+/* What a row holds; it decides how the row becomes log-probabilities l_j. */
+typedef enum {
+    XENT_LOGITS = 0,    /* l_j = x_j - logsumexp(x) */
+    XENT_LOG_PROBS = 1, /* l_j = x_j                */
+    XENT_PROBS = 2      /* l_j = log(x_j)           */
+} xent_input;
+
+typedef enum {
+    XENT_OK = 0,
+    XENT_BAD_TARGET = 1, /* a class index outside [0, n_class) that is not ignore_index */
+    XENT_NO_MEMORY = 2,
+    XENT_BAD_ARGUMENT = 3
+} xent_status;
+
+typedef enum { XENT_LOGSUMEXP = 0, XENT_LOG_SOFTMAX = 1, XENT_SOFTMAX = 2 } xent_transform;
+
+#define XENT_MAX_DIMS 64
+
+typedef struct {
+    int64_t n_class;
+    int n_row_dims;
+    int64_t row_shape[XENT_MAX_DIMS];
+} xent_shape;
+
+/* Strides in elements of one array over that shape; s_class is unused for per-row arrays. */
+typedef struct {
+    int64_t s_class;
+    int64_t s_row[XENT_MAX_DIMS];
+} xent_strides;
+
+/* One cross-entropy call.  loss_i = -sum_j a_ij * c(l_ij), with c the clip to
+ * [log(eps), log1p(-eps)] and a_ij the smoothed, weighted target coefficients (DESIGN.md s.3). */
+typedef struct {
+    xent_dtype dtype;
+    xent_input input;
+    xent_shape shape;
+    const void *x_data;          /* IN  logits, log-probs or probs */
+    xent_strides x;
+    const int64_t *target;       /* IN  class index per row, or NULL with probability targets */
+    xent_strides t;
+    const void *y_data;          /* IN  probability targets, x's dtype, or NULL */
+    xent_strides y;
+    const double *weight;        /* IN  n_class class weights, or NULL for ones */
+    int64_t ignore_index;
+    double label_smoothing;      /* in [0, 1] */
+    double eps;                  /* in [0, 0.5): clip probabilities to [eps, 1 - eps] */
+    xent_reduction reduction;
+    const double *grad_loss;     /* IN  upstream gradient: grad_loss[r * grad_loss_stride], */
+    int64_t grad_loss_stride;    /*     stride 0 for one scalar; NULL means 1               */
+    void *g_data;                /* OUT gradient, x's dtype and shape, or NULL; may be x itself */
+    xent_strides g;
+    double *loss_rows;           /* OUT per-row loss, N contiguous (reduction none), or NULL */
+    int num_threads;             /* <= 0: OpenMP's default */
+} xent_problem;
+
+typedef struct {
+    double loss;      /* the reduced loss (mean / sum); NaN for reduction none */
+    int64_t bad_row;  /* XENT_BAD_TARGET: the first bad row, and its value */
+    int64_t bad_value;
+} xent_result;
+
+int xent_cross_entropy(const xent_problem *p, xent_result *res);
+
+/* logsumexp writes one double per row into out_rows (N contiguous); log_softmax and softmax write
+ * x's dtype into out_data with view out (which may alias x exactly). */
+int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
+                      const void *x_data, const xent_strides *x, void *out_data,
+                      const xent_strides *out, double *out_rows, int num_threads);
+
+/* Binary cross-entropy over n contiguous elements.  weight: n elements or NULL; pos_weight (with
+ * logits only): n_pos elements repeating along the flat index, or NULL. */
+typedef struct {
+    xent_dtype dtype;
+    int with_logits;
+    int64_t n;
+    const void *x_data;          /* IN  probabilities or logits */
+    const void *y_data;          /* IN  targets, x's dtype */
+    const void *weight;          /* IN  x's dtype, n elements, or NULL */
+    const void *pos_weight;      /* IN  x's dtype, n_pos elements, or NULL */
+    int64_t n_pos;
+    double eps;                  /* probabilities only */
+    xent_reduction reduction;
+    const double *grad_loss;
+    int64_t grad_loss_stride;
+    void *g_data;                /* OUT gradient, n contiguous elements, or NULL */
+    double *loss_elems;          /* OUT per-element loss (reduction none), or NULL */
+    int num_threads;
+} xent_binary_problem;
+
+int xent_binary(const xent_binary_problem *p, xent_result *res);
+
+/* The instruction set the kernels run with: "baseline", "avx2" or "avx512".  XENT_FAST_ISA in the
+ * environment forces one at first use (a path the CPU lacks falls back to the best it has). */
+const char *xent_isa(void);
+
+/* The vectorised exp helper over n elements, for testing its accuracy. */
+void xent_exp(xent_dtype dtype, int64_t n, const void *in, void *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* XENT_H */

@@ -1,0 +1,185 @@
+"""The public functions: validate, normalise, allocate, make one kernel call.
+
+No loss is computed here.  Each function checks its arguments (O(1) NumPy calls; class indices are
+range-checked inside the kernel's own pass), maps its arrays onto the kernels' rows view and hands
+them to xent_fast._kernels.  Three kernel families sit behind the twelve functions:
+``_class_rows_loss`` (cross-entropy, nll_loss, categorical cross-entropy), ``_softmax_rows``
+(logsumexp, log_softmax, softmax) and ``_binary_loss`` (both binary cross-entropies).
+"""
+import numpy as np
+
+from . import _kernels
+from . import _validate as v
+from ._rows import rows_layout
+
+_LOGITS, _LOG_PROBS, _PROBS = 0, 1, 2
+_INPUT_NAMES = {_LOGITS: "logits", _LOG_PROBS: "log_probs", _PROBS: "probs"}
+_LOGSUMEXP, _LOG_SOFTMAX, _SOFTMAX = 0, 1, 2
+
+
+def _class_targets(targets, x, axis, row_shape_full):
+    """Split targets into (class indices as int64, None) or (None, probabilities in x's dtype)."""
+    t = np.asarray(targets)
+    if t.shape == row_shape_full:
+        if t.dtype.kind not in "iu":
+            raise TypeError(
+                f"targets of shape {t.shape} are class indices and must have an integer dtype, "
+                f"got {t.dtype} (probability targets have the input's full shape {x.shape})")
+        if t.dtype == np.uint64 and t.size and t.max() > v.INT64.max:
+            flat = int(np.argmax(t > v.INT64.max))
+            raise ValueError(f"targets holds class index {int(t.flat[flat])} at position "
+                             f"{v.position(flat, t.shape)}, outside [0, {x.shape[axis]})")
+        return v.kernel_readable(t.astype(np.int64, copy=False)), None
+    if t.shape == x.shape:
+        return None, v.as_dtype(t, x.dtype, "targets")
+    raise ValueError(
+        f"targets must have shape {row_shape_full} (class indices) or {x.shape} (class "
+        f"probabilities) for input of shape {x.shape} with class axis {axis}; got {t.shape}")
+
+
+def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reduction,
+                     label_smoothing, eps, num_threads, want_grad, grad_loss, out):
+    """The cross-entropy family: one kernel call computes the loss and, if asked, its gradient."""
+    name = _INPUT_NAMES[input_kind]
+    x_in = x
+    x = v.float_array(x, name)
+    axis = v.class_axis(axis, x.ndim)
+    n_class = x.shape[axis]
+    if n_class == 0:
+        raise ValueError(f"{name} has an empty class axis (axis {axis} of shape {x.shape})")
+    row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
+    index_t, prob_t = _class_targets(targets, x, axis, row_shape_full)
+    if prob_t is not None and input_kind == _LOG_PROBS:
+        raise ValueError(f"nll_loss takes class-index targets of shape {row_shape_full}, "
+                         f"got probabilities of shape {prob_t.shape}")
+    w = v.class_weight(weight, n_class)
+    ignore_index = v.integer_option(ignore_index, "ignore_index")
+    code = v.reduction_code(reduction)
+    label_smoothing = v.real_option(label_smoothing, "label_smoothing", 0.0, 1.0, True)
+    eps = v.real_option(eps, "eps", 0.0, 0.5, False)
+    threads = v.thread_count(num_threads)
+
+    loss_shape = row_shape_full if code == 0 else ()
+    gl, gl_stride = (None, 0)
+    g = None
+    if want_grad:
+        gl, gl_stride = v.upstream_gradient(grad_loss, loss_shape)
+        if out is None:
+            g = np.empty_like(x, order="K")
+        else:
+            g = v.output_array(out, x.shape, x.dtype)
+            in_place = x if x is x_in else None
+            v.no_overlap(g, "out", [x, index_t, prob_t, w], in_place_ok=in_place)
+
+    x_el = v.element_strides(x)
+    t_el = None
+    if index_t is not None:
+        t_el = v.element_strides(index_t)
+        t_el = t_el[:axis] + (0,) + t_el[axis:]
+    arrays = [x_el, t_el, v.element_strides(prob_t) if prob_t is not None else None,
+              v.element_strides(g) if g is not None else None]
+    present = [s for s in arrays if s is not None]
+    n_class, row_shape, strides = rows_layout(x.shape, axis, present)
+    it = iter(strides)
+    x_s, t_s, y_s, g_s = (next(it) if s is not None else (0, ()) for s in arrays)
+
+    loss_rows = np.empty(int(np.prod(row_shape_full)), np.float64) if code == 0 else None
+    status, loss, bad_row, bad_value = _kernels.cross_entropy(
+        v.DTYPE_CODES[x.dtype], input_kind, n_class, row_shape, x, x_s, index_t, t_s,
+        prob_t, y_s, w, ignore_index, label_smoothing, eps, code, gl, gl_stride, g, g_s,
+        loss_rows, threads)
+    if status == 1:
+        raise ValueError(
+            f"targets holds class index {bad_value} at position "
+            f"{v.position(bad_row, row_shape_full)}, outside [0, {n_class}) and not "
+            f"ignore_index={ignore_index}")
+    if status != 0:
+        raise MemoryError("xent_fast kernel could not allocate its block buffers")
+    result = (loss_rows.reshape(row_shape_full).astype(x.dtype, copy=False) if code == 0
+              else x.dtype.type(loss))
+    return (result, g) if want_grad else result
+
+
+def _softmax_rows(what, x, axis, out, num_threads):
+    """The softmax family: logsumexp, log_softmax, softmax along `axis`."""
+    x_in = x
+    x = v.float_array(x, "x")
+    axis = v.class_axis(axis, x.ndim)
+    if x.shape[axis] == 0:
+        raise ValueError(f"x has an empty axis {axis} (shape {x.shape})")
+    threads = v.thread_count(num_threads)
+    row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
+    if what == _LOGSUMEXP:
+        res = np.empty(int(np.prod(row_shape_full)), np.float64)
+        n_class, row_shape, (x_s,) = rows_layout(x.shape, axis, [v.element_strides(x)])
+        _kernels.softmax_rows(v.DTYPE_CODES[x.dtype], what, n_class, row_shape, x, x_s,
+                              None, (0, ()), res, threads)
+        if not row_shape_full:
+            return x.dtype.type(res[0])
+        return res.reshape(row_shape_full).astype(x.dtype, copy=False)
+    if out is None:
+        out = np.empty_like(x, order="K")
+    else:
+        v.output_array(out, x.shape, x.dtype)
+        v.no_overlap(out, "out", [x], in_place_ok=x if x is x_in else None)
+    n_class, row_shape, (x_s, o_s) = rows_layout(
+        x.shape, axis, [v.element_strides(x), v.element_strides(out)])
+    _kernels.softmax_rows(v.DTYPE_CODES[x.dtype], what, n_class, row_shape, x, x_s, out, o_s,
+                          None, threads)
+    return out
+
+
+def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, num_threads,
+                 want_grad, grad_loss, out):
+    """The binary family: element-wise log loss on probabilities or logits."""
+    name = "logits" if with_logits else "probs"
+    x_in = x
+    x = v.float_array(x, name)
+    y = v.as_dtype(targets, x.dtype, "targets")
+    if y.shape != x.shape:
+        raise ValueError(f"targets must have the shape of {name} {x.shape}, got {y.shape}")
+    code = v.reduction_code(reduction)
+    eps = 0.0 if with_logits else v.real_option(eps, "eps", 0.0, 0.5, False)
+    threads = v.thread_count(num_threads)
+    w = _broadcast_weight(weight, x, "weight")
+    pw = None
+    if pos_weight is not None:
+        pw = np.asarray(pos_weight)
+        if pw.ndim <= 1 and x.ndim >= 1 and pw.size in (1, x.shape[-1]):
+            pw = np.ascontiguousarray(np.broadcast_to(v.as_dtype(pw, x.dtype, "pos_weight"),
+                                                      x.shape[-1:]))
+        else:
+            pw = _broadcast_weight(pw, x, "pos_weight")
+    loss_shape = x.shape if code == 0 else ()
+    gl, gl_stride = v.upstream_gradient(grad_loss, loss_shape) if want_grad else (None, 0)
+    if out is not None:
+        v.output_array(out, x.shape, x.dtype)
+        v.no_overlap(out, "out", [x, y], in_place_ok=x if x is x_in else None)
+    xc, yc = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    g = None
+    if want_grad:
+        g = out if out is not None and out.flags.c_contiguous else np.empty(x.shape, x.dtype)
+    loss_elems = np.empty(x.shape, np.float64) if code == 0 else None
+    status, loss = _kernels.binary(v.DTYPE_CODES[x.dtype], int(with_logits), xc, yc, w, pw,
+                                   eps, code, gl, gl_stride, g, loss_elems, threads)
+    if status != 0:
+        raise MemoryError("xent_fast kernel could not allocate its block buffers")
+    if want_grad and out is not None and g is not out:
+        np.copyto(out, g)
+        g = out
+    result = loss_elems.astype(x.dtype, copy=False) if code == 0 else x.dtype.type(loss)
+    return (result, g) if want_grad else result
+
+
+def _broadcast_weight(weight, x, name):
+    """A weight broadcast to x's shape as a contiguous array of x's dtype, or None."""
+    if weight is None:
+        return None
+    w = v.as_dtype(weight, x.dtype, name)
+    try:
+        if np.broadcast_shapes(w.shape, x.shape) != x.shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input's shape "
+                         f"{x.shape}") from None
+    return np.ascontiguousarray(np.broadcast_to(w, x.shape))

@@ -1,0 +1,206 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Binding of csrc/xent.h: fills the C structs from validated arrays, calls with the GIL released.
+
+No maths and no validation here: xent_fast._api hands over arrays whose dtypes, shapes and element
+strides it has already checked.  Shapes are (n_class, row_shape); strides are (s_class, s_row)
+tuples counted in elements.
+"""
+from libc.stdint cimport int64_t
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "xent.h" nogil:
+    enum: XENT_MAX_DIMS
+
+    ctypedef enum xent_dtype:
+        XENT_F32
+        XENT_F64
+    ctypedef enum xent_reduction:
+        XENT_REDUCE_NONE
+        XENT_REDUCE_MEAN
+        XENT_REDUCE_SUM
+    ctypedef enum xent_input:
+        XENT_LOGITS
+        XENT_LOG_PROBS
+        XENT_PROBS
+    ctypedef enum xent_transform:
+        XENT_LOGSUMEXP
+        XENT_LOG_SOFTMAX
+        XENT_SOFTMAX
+
+    ctypedef struct xent_shape:
+        int64_t n_class
+        int n_row_dims
+        int64_t row_shape[XENT_MAX_DIMS]
+
+    ctypedef struct xent_strides:
+        int64_t s_class
+        int64_t s_row[XENT_MAX_DIMS]
+
+    ctypedef struct xent_problem:
+        xent_dtype dtype
+        xent_input input
+        xent_shape shape
+        const void *x_data
+        xent_strides x
+        const int64_t *target
+        xent_strides t
+        const void *y_data
+        xent_strides y
+        const double *weight
+        int64_t ignore_index
+        double label_smoothing
+        double eps
+        xent_reduction reduction
+        const double *grad_loss
+        int64_t grad_loss_stride
+        void *g_data
+        xent_strides g
+        double *loss_rows
+        int num_threads
+
+    ctypedef struct xent_result:
+        double loss
+        int64_t bad_row
+        int64_t bad_value
+
+    ctypedef struct xent_binary_problem:
+        xent_dtype dtype
+        int with_logits
+        int64_t n
+        const void *x_data
+        const void *y_data
+        const void *weight
+        const void *pos_weight
+        int64_t n_pos
+        double eps
+        xent_reduction reduction
+        const double *grad_loss
+        int64_t grad_loss_stride
+        void *g_data
+        double *loss_elems
+        int num_threads
+
+    int xent_cross_entropy(const xent_problem *p, xent_result *res)
+    int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
+                          const void *x_data, const xent_strides *x, void *out_data,
+                          const xent_strides *out, double *out_rows, int num_threads)
+    int xent_binary(const xent_binary_problem *p, xent_result *res)
+    const char *xent_isa()
+    void xent_exp(xent_dtype dtype, int64_t n, const void *inp, void *out)
+
+
+MAX_DIMS = XENT_MAX_DIMS
+
+
+cdef inline void *data_or_null(object arr):
+    if arr is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef void fill_shape(xent_shape *shape, int64_t n_class, tuple row_shape):
+    shape.n_class = n_class
+    shape.n_row_dims = len(row_shape)
+    for d in range(len(row_shape)):
+        shape.row_shape[d] = row_shape[d]
+
+
+cdef void fill_strides(xent_strides *s, tuple strides):
+    s.s_class = strides[0]
+    row = strides[1]
+    for d in range(len(row)):
+        s.s_row[d] = row[d]
+
+
+def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
+                  x, tuple x_strides, target, tuple t_strides, y, tuple y_strides,
+                  weight, int64_t ignore_index, double label_smoothing, double eps,
+                  int reduction, grad_loss, int64_t grad_loss_stride,
+                  g, tuple g_strides, loss_rows, int num_threads):
+    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
+    cdef xent_problem p
+    cdef xent_result res
+    cdef int status
+    p.dtype = <xent_dtype>dtype
+    p.input = <xent_input>input_kind
+    fill_shape(&p.shape, n_class, row_shape)
+    p.x_data = data_or_null(x)
+    fill_strides(&p.x, x_strides)
+    p.target = <const int64_t *>data_or_null(target)
+    fill_strides(&p.t, t_strides)
+    p.y_data = data_or_null(y)
+    fill_strides(&p.y, y_strides)
+    p.weight = <const double *>data_or_null(weight)
+    p.ignore_index = ignore_index
+    p.label_smoothing = label_smoothing
+    p.eps = eps
+    p.reduction = <xent_reduction>reduction
+    p.grad_loss = <const double *>data_or_null(grad_loss)
+    p.grad_loss_stride = grad_loss_stride
+    p.g_data = data_or_null(g)
+    fill_strides(&p.g, g_strides)
+    p.loss_rows = <double *>data_or_null(loss_rows)
+    p.num_threads = num_threads
+    with nogil:
+        status = xent_cross_entropy(&p, &res)
+    return status, res.loss, res.bad_row, res.bad_value
+
+
+def softmax_rows(int dtype, int what, int64_t n_class, tuple row_shape, x, tuple x_strides,
+                 out, tuple out_strides, out_rows, int num_threads):
+    """Run xent_softmax_rows (what: 0 logsumexp, 1 log_softmax, 2 softmax); returns the status."""
+    cdef xent_shape shape
+    cdef xent_strides xs, os
+    cdef int status
+    cdef const void *xp = data_or_null(x)
+    cdef void *op = data_or_null(out)
+    cdef double *rp = <double *>data_or_null(out_rows)
+    fill_shape(&shape, n_class, row_shape)
+    fill_strides(&xs, x_strides)
+    fill_strides(&os, out_strides)
+    with nogil:
+        status = xent_softmax_rows(<xent_dtype>dtype, <xent_transform>what, &shape, xp, &xs,
+                                   op, &os, rp, num_threads)
+    return status
+
+
+def binary(int dtype, int with_logits, x, y, weight, pos_weight, double eps, int reduction,
+           grad_loss, int64_t grad_loss_stride, g, loss_elems, int num_threads):
+    """Run xent_binary over contiguous arrays; returns (status, loss)."""
+    cdef xent_binary_problem p
+    cdef xent_result res
+    cdef int status
+    p.dtype = <xent_dtype>dtype
+    p.with_logits = with_logits
+    p.n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    p.x_data = data_or_null(x)
+    p.y_data = data_or_null(y)
+    p.weight = data_or_null(weight)
+    p.pos_weight = data_or_null(pos_weight)
+    p.n_pos = 1 if pos_weight is None else cnp.PyArray_SIZE(<cnp.ndarray>pos_weight)
+    p.eps = eps
+    p.reduction = <xent_reduction>reduction
+    p.grad_loss = <const double *>data_or_null(grad_loss)
+    p.grad_loss_stride = grad_loss_stride
+    p.g_data = data_or_null(g)
+    p.loss_elems = <double *>data_or_null(loss_elems)
+    p.num_threads = num_threads
+    with nogil:
+        status = xent_binary(&p, &res)
+    return status, res.loss
+
+
+def isa():
+    """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'."""
+    return xent_isa().decode("ascii")
+
+
+def exp(int dtype, x, out):
+    """The kernels' vectorised exp over contiguous x into out (for accuracy tests)."""
+    cdef int64_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
+    cdef const void *xp = data_or_null(x)
+    cdef void *op = data_or_null(out)
+    with nogil:
+        xent_exp(<xent_dtype>dtype, n, xp, op)

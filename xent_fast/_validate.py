@@ -1,0 +1,167 @@
+"""Argument checks and array normalisation shared by the public functions.
+
+Each check raises ValueError or TypeError with a message that names the argument, before any
+output is written.  Arrays are turned into what the kernels accept (float32/float64, aligned,
+strides in whole elements) without copying whenever the input already is.
+"""
+import operator
+
+import numpy as np
+
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
+INT64 = np.iinfo(np.int64)
+
+
+def float_array(value, name):
+    """`value` as a float32/float64 array the kernels can read.
+
+    float32 and float64 are kept; every other real numeric dtype (bool, integers, float16,
+    longdouble) becomes float64.  Complex, object and string data are a TypeError.
+    """
+    arr = np.asarray(value)
+    if arr.dtype not in DTYPE_CODES:
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    return kernel_readable(arr)
+
+
+def kernel_readable(arr):
+    """The array itself when aligned with strides in whole elements, else a copy."""
+    size = arr.itemsize
+    if not arr.flags.aligned or any(s % size for s in arr.strides):
+        return np.array(arr, copy=True)
+    return arr
+
+
+def as_dtype(value, dtype, name):
+    """A real numeric array-like converted to `dtype` (no copy when it already is)."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+    return kernel_readable(arr.astype(dtype, copy=False))
+
+
+def class_axis(axis, ndim, name="axis"):
+    """`axis` as a non-negative int for an array of `ndim` dimensions."""
+    if ndim == 0:
+        raise ValueError("the input must have at least one dimension: the class axis")
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(axis).__name__}") from None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}={axis} is out of bounds for an array of {ndim} dimensions")
+    return axis % ndim
+
+
+def reduction_code(reduction):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'mean', 'sum'; got {reduction!r}")
+    return REDUCTIONS[reduction]
+
+
+def real_option(value, name, low, high, high_inclusive):
+    """A float option within [low, high] (or [low, high) when not high_inclusive)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    inside = low <= value <= high if high_inclusive else low <= value < high
+    if not inside:
+        bracket = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in [{low}, {high}{bracket}, got {value!r}")
+    return value
+
+
+def integer_option(value, name):
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if not INT64.min <= value <= INT64.max:
+        raise ValueError(f"{name}={value} does not fit in a 64-bit integer")
+    return value
+
+
+def thread_count(num_threads):
+    """The kernels' thread request: 0 means OpenMP's default (OMP_NUM_THREADS, threadpoolctl)."""
+    if num_threads is None:
+        return 0
+    num_threads = integer_option(num_threads, "num_threads")
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads}")
+    return min(num_threads, 4096)
+
+
+def class_weight(weight, n_class):
+    """weight as a contiguous float64 array of n_class elements, or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weight must hold real numbers, got an array of dtype {w.dtype}")
+    if w.shape != (n_class,):
+        raise ValueError(f"weight must have shape ({n_class},), one per class, got {w.shape}")
+    return np.ascontiguousarray(w, dtype=np.float64)
+
+
+def output_array(out, shape, dtype, name="out"):
+    """Check a caller-supplied output array: right type, shape, dtype, writable, element strides."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not out.flags.aligned or any(s % out.itemsize for s in out.strides):
+        raise ValueError(f"{name} must be aligned with strides in whole elements")
+    if out.size > 1 and any(s == 0 and n > 1 for s, n in zip(out.strides, out.shape)):
+        raise ValueError(f"{name} must not have zero strides (a broadcast view)")
+    return out
+
+
+def same_view(a, b):
+    """True when two arrays are the very same memory view (in-place operation)."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape and a.dtype == b.dtype)
+
+
+def no_overlap(out, name, inputs, in_place_ok=None):
+    """out must not share memory with any input, unless it is exactly the view `in_place_ok`."""
+    for arr in inputs:
+        if arr is None or not np.may_share_memory(out, arr):
+            continue
+        if arr is in_place_ok and same_view(out, arr):
+            continue
+        raise ValueError(f"{name} overlaps an input array; pass a separate array"
+                         + (" or the input itself" if in_place_ok is not None else ""))
+
+
+def upstream_gradient(grad_loss, loss_shape):
+    """grad_loss as (float64 array, stride) for the kernels: one scalar, or one value per row."""
+    if grad_loss is None:
+        return None, 0
+    g = np.asarray(grad_loss)
+    if g.dtype.kind not in "biuf":
+        raise TypeError(f"grad_loss must hold real numbers, got an array of dtype {g.dtype}")
+    try:
+        g = np.broadcast_to(g, loss_shape)
+    except ValueError:
+        raise ValueError(f"grad_loss of shape {g.shape} does not broadcast to the loss's "
+                         f"shape {tuple(loss_shape)}") from None
+    if len(loss_shape) == 0:
+        return np.array([g], dtype=np.float64), 0
+    return np.ascontiguousarray(g, dtype=np.float64).reshape(-1), 1
+
+
+def element_strides(arr):
+    return tuple(s // arr.itemsize for s in arr.strides)
+
+
+def position(flat_index, shape):
+    """The multi-index of a C-order flat index, as a tuple."""
+    return tuple(int(i) for i in np.unravel_index(flat_index, shape)) if shape else ()

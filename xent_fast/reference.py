@@ -1,0 +1,798 @@
+"""Plain NumPy reference of xent_fast: the executable specification.
+
+Every public function of :mod:`xent_fast` is defined here again, with the same
+signature, written for clarity instead of speed. The compiled kernels are tested
+against these functions, and this file is the place to read when you want to
+know exactly what a function computes (``DESIGN.md`` section 3 states the same
+formulas in prose).
+
+How every function here works:
+
+* inputs are converted to their *compute dtype* (float32 stays float32, float64
+  stays float64, every other real numeric dtype becomes float64; complex,
+  object and string arrays are a TypeError), then to float64, in which all
+  arithmetic is done; results are cast back to the compute dtype;
+* the class axis is moved to the end (``np.moveaxis``), so a "row" is
+  ``x[..., :]`` and holds the C class scores of one sample;
+* the losses of the cross-entropy family are written with per-class
+  *coefficients* ``a[..., j]`` (see :func:`_class_problem`)::
+
+      loss_i = -sum_j a_ij * logp_ij        (a term with a_ij == 0 is 0)
+
+  where ``logp`` is the (clipped) log-probability. For class-index targets
+  ``a_ij = (1 - s) * w[t_i] * [j == t_i] + (s / C) * w[j]`` (0 for an ignored
+  row), for probability targets ``a_ij = w[j] * ((1 - s) * y_ij + s / C)``;
+  expanding the sum gives the formulas of DESIGN.md section 3;
+* ``num_threads`` is accepted and ignored.
+"""
+
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_and_grad",
+    "nll_loss",
+    "log_softmax",
+    "softmax",
+    "logsumexp",
+    "categorical_cross_entropy",
+    "categorical_cross_entropy_and_grad",
+    "binary_cross_entropy",
+    "binary_cross_entropy_and_grad",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_and_grad",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---------------------------------------------------------------------------
+# Validation and conversion
+# ---------------------------------------------------------------------------
+
+def _compute_dtype(dtype, name):
+    """The dtype rule: float32/float64 are kept, other real numbers -> float64."""
+    if dtype == np.float32 or dtype == np.float64:
+        return np.dtype(dtype)
+    if dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+        return np.dtype(np.float64)
+    raise TypeError(f"{name} must be a real numeric array, got dtype {dtype}")
+
+
+def _as_float(x, name, dtype=None):
+    """Return ``(x as a new float64 array, compute dtype)``.
+
+    The values are first rounded to the compute dtype (or to ``dtype`` when
+    given), so a float32 input is computed from exactly its float32 values.
+    """
+    x = np.asarray(x)
+    compute = _compute_dtype(x.dtype, name)
+    if dtype is not None:
+        compute = np.dtype(dtype)
+    return x.astype(compute).astype(np.float64), compute
+
+
+def _check_reduction(reduction):
+    if not (isinstance(reduction, str) and reduction in _REDUCTIONS):
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_real(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _check_eps(eps):
+    eps = _check_real(eps, "eps")
+    if not 0.0 <= eps < 0.5:
+        raise ValueError(f"eps must be in [0, 0.5), got {eps!r}")
+    return eps
+
+
+def _check_label_smoothing(label_smoothing):
+    s = _check_real(label_smoothing, "label_smoothing")
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    return s
+
+
+def _check_ignore_index(ignore_index):
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _check_axis(axis, ndim):
+    """Return ``axis`` as a non-negative int in ``[0, ndim)``."""
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {axis!r}") from None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for an array with {ndim} dimensions")
+    return axis % ndim
+
+
+def _check_out(out, shape, dtype):
+    """``out=`` must be a writable ndarray of the result's shape and compute dtype."""
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+
+
+def _class_weight(weight, C):
+    """Per-class weights as float64 of shape (C,); ones when None."""
+    if weight is None:
+        return np.ones(C)
+    w, _ = _as_float(weight, "weight")
+    if w.shape != (C,):
+        raise ValueError(f"weight must have shape ({C},) (one per class), got {w.shape}")
+    return w
+
+
+def _broadcast_weight(weight, shape, name):
+    """An elementwise weight broadcast to ``shape`` (it must not enlarge it)."""
+    if weight is None:
+        return np.ones(shape)
+    w, _ = _as_float(weight, name)
+    try:
+        ok = np.broadcast_shapes(w.shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input shape {tuple(shape)}")
+    return np.broadcast_to(w, shape)
+
+
+def _position(index):
+    return "targets" if index == () else f"targets[{', '.join(str(int(i)) for i in index)}]"
+
+
+def _index_targets(targets, C, ignore_index):
+    """Check class-index targets; return ``(t as intp, ignored mask)``.
+
+    ``t`` is 0 on ignored rows so that it can be used to index.
+    """
+    if not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(
+            f"targets with the input's shape minus the class axis hold class indices and "
+            f"must have an integer dtype, got {targets.dtype}")
+    ignored = targets == ignore_index
+    bad = ~ignored & ((targets < 0) | (targets >= C))
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0])
+        raise ValueError(f"{_position(where)} = {targets[where]} is outside [0, {C})")
+    t = np.where(ignored, 0, targets).astype(np.intp)
+    return t, ignored
+
+
+# ---------------------------------------------------------------------------
+# The class-axis problem: rows, coefficients, mean denominator
+# ---------------------------------------------------------------------------
+
+class _ClassProblem:
+    """A validated class-axis loss problem (see :func:`_class_problem`)."""
+
+    def __init__(self, x, a, ignored, denom, dtype, axis, shape):
+        self.x = x              # float64 input, class axis last, shape (..., C)
+        self.a = a              # float64 coefficients a_ij, shape (..., C)
+        self.ignored = ignored  # bool, shape (...): rows with t_i == ignore_index
+        self.denom = denom      # the "mean" denominator
+        self.dtype = dtype      # compute dtype
+        self.axis = axis        # the class axis of the caller's array (non-negative)
+        self.shape = shape      # the caller's array shape
+
+
+def _class_problem(x, targets, axis, weight, ignore_index, label_smoothing, name, index_only=False):
+    """Validate a class-axis loss problem and build its coefficients.
+
+    Returns a :class:`_ClassProblem`. With ``w`` the class weights, ``s`` the
+    label smoothing and ``C`` the number of classes:
+
+    * class-index targets ``t``: ``a_ij = (1 - s) * w[t_i] * [j == t_i] + (s / C) * w[j]``,
+      ``a_i = 0`` for an ignored row, and the mean denominator is
+      ``sum_i w[t_i]`` over the rows that are not ignored;
+    * probability targets ``y``: ``a_ij = w[j] * ((1 - s) * y_ij + s / C)`` and
+      the mean denominator is the number of rows.
+    """
+    x, dtype = _as_float(x, name)
+    axis = _check_axis(axis, x.ndim)
+    ignore_index = _check_ignore_index(ignore_index)
+    s = _check_label_smoothing(label_smoothing)
+    shape = x.shape
+    C = shape[axis]
+    if C == 0:
+        raise ValueError(f"{name} has an empty class axis (axis {axis}): there must be at least one class")
+    w = _class_weight(weight, C)
+    x = np.moveaxis(x, axis, -1)
+    row_shape = x.shape[:-1]
+
+    targets = np.asarray(targets)
+    if targets.shape == row_shape:
+        t, ignored = _index_targets(targets, C, ignore_index)
+        onehot = (np.arange(C) == t[..., None])
+        a = (1.0 - s) * w[t][..., None] * onehot + (s / C) * w
+        a[ignored] = 0.0
+        denom = w[t][~ignored].sum()
+    elif targets.shape == shape and not index_only:
+        y, _ = _as_float(targets, "targets", dtype=dtype)
+        y = np.moveaxis(y, axis, -1)
+        a = w * ((1.0 - s) * y + s / C)
+        ignored = np.zeros(row_shape, dtype=bool)
+        denom = float(np.prod(row_shape))
+    else:
+        expected = f"{row_shape} (class indices)"
+        if not index_only:
+            expected += f" or {shape} (class probabilities)"
+        raise ValueError(f"targets have shape {targets.shape}, expected {expected}")
+    return _ClassProblem(x, a, ignored, denom, dtype, axis, shape)
+
+
+# ---------------------------------------------------------------------------
+# Shared maths
+# ---------------------------------------------------------------------------
+
+def _shift_by_max(x):
+    """``(x - m, m)`` with ``m`` the row max (0 for a row whose max is not finite)."""
+    m = np.max(x, axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return x - m, m
+
+
+def _logsumexp_last(x):
+    """log(sum(exp(x))) over the last axis, shifted by the row max for stability.
+
+    A row of all -inf gives -inf; a row containing +inf gives +inf; NaN gives NaN.
+    """
+    shifted, m = _shift_by_max(x)
+    return np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True)) + m
+
+
+def _log_softmax_last(x):
+    """``(x - m) - log(sum(exp(x - m)))``: subtracting the max first keeps the
+    small terms (``x - logsumexp(x)`` would lose log(2) next to 1e30)."""
+    shifted, _ = _shift_by_max(x)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def _neg_weighted_sum(a, logp):
+    """``-sum_j a_j * logp_j`` over the last axis; a term with ``a_j == 0`` is 0.
+
+    Written ``0 - sum`` so that a row without terms gives +0, not -0.
+    """
+    return 0.0 - np.sum(np.where(a == 0, 0.0, a * logp), axis=-1)
+
+
+def _clip_with_derivative(v, lo, hi):
+    """``clip(v, lo, hi)`` and where its derivative is 1: on ``[lo, hi]``
+    (boundaries included, like ``torch.clamp``); it is 0 strictly outside.
+
+    NaN counts as inside, so that it propagates to the gradient.
+    """
+    inside = ~((v < lo) | (v > hi))
+    return np.clip(v, lo, hi), inside
+
+
+def _log_clip_bounds(eps):
+    """``(log(eps), log1p(-eps))``: the clip of probabilities to [eps, 1 - eps] in log space."""
+    return (np.log(eps) if eps > 0 else -np.inf), np.log1p(-eps)
+
+
+def _reduce(rows, reduction, denom, dtype):
+    """Apply the reduction to per-row (or per-element) losses, in float64."""
+    if reduction == "none":
+        return np.asarray(rows).astype(dtype)
+    total = np.sum(rows, dtype=np.float64)
+    if reduction == "mean":
+        total = total / denom if denom != 0 else np.nan
+    return dtype.type(total)
+
+
+def _grad_scale(grad_loss, reduction, loss_shape, denom):
+    """dL_total/dloss_i: ``grad_loss`` broadcast to the loss shape, divided by the
+    mean denominator for "mean" (NaN when that is 0, like the loss)."""
+    if grad_loss is None:
+        g = np.float64(1.0)
+    else:
+        g, _ = _as_float(grad_loss, "grad_loss")
+    target_shape = loss_shape if reduction == "none" else ()
+    try:
+        g = np.broadcast_to(g, target_shape)
+    except ValueError:
+        raise ValueError(
+            f"grad_loss of shape {g.shape} does not broadcast to the loss shape {target_shape}") from None
+    if reduction == "mean":
+        g = g / denom if denom != 0 else g * np.nan
+    return np.broadcast_to(g, loss_shape)
+
+
+def _finish(grad, dtype, out):
+    """Cast a float64 result (a gradient, a softmax) to the compute dtype, into
+    ``out`` when given."""
+    if out is None:
+        return grad.astype(dtype)
+    out[...] = grad
+    return out
+
+
+def _class_grad(problem, drows, grad_loss, reduction, out):
+    """Scale per-row gradients (class axis last) by dL/dloss_i, zero ignored rows,
+    put the class axis back, and emit."""
+    scale = _grad_scale(grad_loss, reduction, problem.ignored.shape, problem.denom)
+    grad = scale[..., None] * drows
+    grad[problem.ignored] = 0.0
+    return _finish(np.moveaxis(grad, -1, problem.axis), problem.dtype, out)
+
+
+# ---------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------
+
+def _softmax_family(x, axis, out, fn):
+    x, dtype = _as_float(x, "x")
+    axis = _check_axis(axis, x.ndim)
+    if x.shape[axis] == 0:
+        raise ValueError(f"x has an empty axis {axis}")
+    _check_out(out, x.shape, dtype)
+    with np.errstate(all="ignore"):
+        result = np.moveaxis(fn(np.moveaxis(x, axis, -1)), -1, axis)
+    return _finish(result, dtype, out)
+
+
+def log_softmax(x, axis=-1, *, out=None, num_threads=None):
+    """Logarithm of the softmax along ``axis``: ``x - logsumexp(x)``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input scores.
+    axis : int, optional
+        The class axis.
+    out : ndarray, optional
+        Writable array of ``x``'s shape and compute dtype for the result
+        (``out=x`` is allowed).
+    num_threads : int, optional
+        Ignored by the reference.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``x``. A row of all ``-inf`` gives NaN.
+    """
+    return _softmax_family(x, axis, out, _log_softmax_last)
+
+
+def softmax(x, axis=-1, *, out=None, num_threads=None):
+    """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
+
+    Parameters and return value as :func:`log_softmax`.
+    """
+    return _softmax_family(x, axis, out, _softmax_last)
+
+
+def _softmax_last(x):
+    e = np.exp(_shift_by_max(x)[0])
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def logsumexp(x, axis=-1, *, num_threads=None):
+    """``log(sum(exp(x)))`` along ``axis``, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        Input scores.
+    axis : int, optional
+        The axis to reduce.
+    num_threads : int, optional
+        Ignored by the reference.
+
+    Returns
+    -------
+    ndarray or numpy scalar
+        ``x``'s shape without ``axis`` (a scalar for 1-D ``x``). A row of all
+        ``-inf`` gives ``-inf``.
+    """
+    x, dtype = _as_float(x, "x")
+    axis = _check_axis(axis, x.ndim)
+    if x.shape[axis] == 0:
+        raise ValueError(f"x has an empty axis {axis}")
+    with np.errstate(all="ignore"):
+        result = _logsumexp_last(np.moveaxis(x, axis, -1))[..., 0].astype(dtype)
+    return result[()]  # a NumPy scalar for a 1-D x, as NumPy's reductions do
+
+
+# ---------------------------------------------------------------------------
+# Cross-entropy from logits
+# ---------------------------------------------------------------------------
+
+def _cross_entropy(logits, targets, axis, weight, ignore_index, reduction, label_smoothing, eps,
+                   want_grad):
+    """Per-row losses and, when ``want_grad``, per-row gradients (class axis last).
+
+    ``loss_i = -sum_j a_ij * c(lsm_ij)`` with ``c`` the clip to
+    ``[log(eps), log1p(-eps)]``. Its gradient: with ``b = a * c'``,
+    ``dloss_i/dx_ik = softmax_ik * sum_j b_ij - b_ik``
+    (because ``dlsm_ij/dx_ik = [j == k] - softmax_ik``).
+    """
+    _check_reduction(reduction)
+    lo, hi = _log_clip_bounds(_check_eps(eps))
+    pr = _class_problem(logits, targets, axis, weight, ignore_index, label_smoothing, "logits")
+    with np.errstate(all="ignore"):
+        lsm = _log_softmax_last(pr.x)
+        logp, inside = _clip_with_derivative(lsm, lo, hi)
+        rows = _neg_weighted_sum(pr.a, logp)
+        drows = None
+        if want_grad:
+            b = np.where(inside, pr.a, 0.0)
+            drows = np.exp(lsm) * np.sum(b, axis=-1, keepdims=True) - b
+    return pr, rows, drows
+
+
+def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0, eps=0.0, num_threads=None):
+    """Cross-entropy from raw logits: fused log-softmax + negative log-likelihood.
+
+    With ``lsm = log_softmax(logits)``, ``c(v) = clip(v, log(eps), log1p(-eps))``,
+    ``w = weight`` and ``s = label_smoothing``:
+
+    * class indices ``t``: ``loss_i = (1 - s) * (-w[t_i] * c(lsm_i)[t_i])
+      + (s / C) * (-sum_j w[j] * c(lsm_i)[j])``; rows with ``t_i == ignore_index``
+      have loss 0; "mean" divides by ``sum_i w[t_i]`` over the other rows;
+    * probabilities ``y``: ``loss_i = -sum_j w[j] * y'_ij * c(lsm_i)[j]`` with
+      ``y' = (1 - s) * y + s / C``; "mean" divides by the number of rows.
+
+    With ``eps=0`` this is ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array_like
+        Raw scores, classes along ``axis``.
+    targets : array_like
+        Integer class indices of shape ``logits.shape`` without ``axis``, or
+        class probabilities of shape ``logits.shape``.
+    axis : int, optional
+        The class axis.
+    weight : array_like, optional
+        Per-class weights, shape ``(C,)``.
+    ignore_index : int, optional
+        Class-index target value whose rows are ignored.
+    reduction : {"mean", "sum", "none"}, optional
+        "none" returns the per-row losses.
+    label_smoothing : float, optional
+        In ``[0, 1]``.
+    eps : float, optional
+        Probability clipping, in ``[0, 0.5)``; 0 disables it.
+    num_threads : int, optional
+        Ignored by the reference.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        Of the compute dtype; an array of the targets' (index) shape for "none".
+    """
+    pr, rows, _ = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
+                                 label_smoothing, eps, want_grad=False)
+    return _reduce(rows, reduction, pr.denom, pr.dtype)
+
+
+def cross_entropy_and_grad(logits, targets, *, axis=-1, weight=None, ignore_index=-100,
+                           reduction="mean", label_smoothing=0.0, eps=0.0, grad_loss=None,
+                           out=None, num_threads=None):
+    """:func:`cross_entropy` and its gradient with respect to ``logits``.
+
+    Parameters
+    ----------
+    logits, targets, axis, weight, ignore_index, reduction, label_smoothing, eps, num_threads
+        As :func:`cross_entropy`.
+    grad_loss : array_like, optional
+        Upstream gradient, broadcastable to the loss shape (a scalar for
+        "mean"/"sum"); default 1.
+    out : ndarray, optional
+        Writable array of ``logits``' shape and compute dtype that receives the
+        gradient (``out=logits`` is allowed).
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        As :func:`cross_entropy`.
+    grad : ndarray
+        ``grad_loss * dloss/dlogits``, ``logits``' shape. Zero on ignored rows;
+        zero where the clip is active (strictly outside its bounds).
+    """
+    pr, rows, drows = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
+                                     label_smoothing, eps, want_grad=True)
+    _check_out(out, pr.shape, pr.dtype)
+    loss = _reduce(rows, reduction, pr.denom, pr.dtype)
+    return loss, _class_grad(pr, drows, grad_loss, reduction, out)
+
+
+def nll_loss(log_probs, targets, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
+             num_threads=None):
+    """Negative log-likelihood of class-index targets (PyTorch's ``nll_loss``).
+
+    ``loss_i = -w[t_i] * log_probs_i[t_i]``; ignored rows give 0; "mean" divides
+    by ``sum_i w[t_i]`` over the rows that are not ignored.
+
+    Parameters
+    ----------
+    log_probs : array_like
+        Log-probabilities (used as given), classes along ``axis``.
+    targets : array_like
+        Integer class indices, shape ``log_probs.shape`` without ``axis``.
+    axis, weight, ignore_index, reduction, num_threads
+        As :func:`cross_entropy`.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        As :func:`cross_entropy`.
+    """
+    _check_reduction(reduction)
+    pr = _class_problem(log_probs, targets, axis, weight, ignore_index, 0.0, "log_probs", index_only=True)
+    with np.errstate(all="ignore"):
+        rows = _neg_weighted_sum(pr.a, pr.x)
+    return _reduce(rows, reduction, pr.denom, pr.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Categorical cross-entropy on probabilities
+# ---------------------------------------------------------------------------
+
+def _categorical_cross_entropy(probs, targets, axis, eps, weight, ignore_index, reduction,
+                               label_smoothing, want_grad):
+    """Per-row losses ``-sum_j a_ij * log(clip(p_ij, eps, 1 - eps))`` and, when
+    ``want_grad``, their gradient ``-a_ij * [eps <= p_ij <= 1 - eps] / clip(p_ij)``."""
+    _check_reduction(reduction)
+    eps = _check_eps(eps)
+    pr = _class_problem(probs, targets, axis, weight, ignore_index, label_smoothing, "probs")
+    with np.errstate(all="ignore"):
+        pc, inside = _clip_with_derivative(pr.x, eps, 1.0 - eps)
+        rows = _neg_weighted_sum(pr.a, np.log(pc))
+        drows = None
+        if want_grad:
+            drows = np.where(inside & (pr.a != 0), -pr.a / pc, 0.0)
+    return pr, rows, drows
+
+
+def categorical_cross_entropy(probs, targets, *, axis=-1, eps=1e-7, weight=None, ignore_index=-100,
+                              reduction="mean", label_smoothing=0.0, num_threads=None):
+    """Cross-entropy of probabilities (e.g. softmax outputs), clipped to ``[eps, 1 - eps]``.
+
+    The formula of :func:`cross_entropy` with ``c(lsm)`` replaced by
+    ``log(clip(probs, eps, 1 - eps))``; ``probs`` is not renormalised. For
+    one-hot targets and no options this is the textbook
+    ``-log(clip(p[range(n), t], eps, 1 - eps))``.
+
+    Parameters
+    ----------
+    probs : array_like
+        Predicted probabilities, classes along ``axis``.
+    targets : array_like
+        Integer class indices of shape ``probs.shape`` without ``axis``, or
+        class probabilities of shape ``probs.shape``.
+    eps : float, optional
+        Clipping, in ``[0, 0.5)``.
+    axis, weight, ignore_index, reduction, label_smoothing, num_threads
+        As :func:`cross_entropy`.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        As :func:`cross_entropy`.
+    """
+    pr, rows, _ = _categorical_cross_entropy(probs, targets, axis, eps, weight, ignore_index,
+                                             reduction, label_smoothing, want_grad=False)
+    return _reduce(rows, reduction, pr.denom, pr.dtype)
+
+
+def categorical_cross_entropy_and_grad(probs, targets, *, axis=-1, eps=1e-7, weight=None,
+                                       ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                                       grad_loss=None, out=None, num_threads=None):
+    """:func:`categorical_cross_entropy` and its gradient with respect to ``probs``.
+
+    ``grad_loss`` and ``out`` as in :func:`cross_entropy_and_grad`; the gradient
+    is 0 where ``probs`` lies strictly outside ``[eps, 1 - eps]``.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+    grad : ndarray
+        ``probs``' shape.
+    """
+    pr, rows, drows = _categorical_cross_entropy(probs, targets, axis, eps, weight, ignore_index,
+                                                 reduction, label_smoothing, want_grad=True)
+    _check_out(out, pr.shape, pr.dtype)
+    loss = _reduce(rows, reduction, pr.denom, pr.dtype)
+    return loss, _class_grad(pr, drows, grad_loss, reduction, out)
+
+
+# ---------------------------------------------------------------------------
+# Binary cross-entropy
+# ---------------------------------------------------------------------------
+
+def _elementwise_problem(x, targets, weight, name):
+    """Validate an elementwise (binary) problem: float64 ``x``, ``y`` and the
+    broadcast weight, plus the compute dtype."""
+    x, dtype = _as_float(x, name)
+    y, _ = _as_float(targets, "targets", dtype=dtype)
+    if y.shape != x.shape:
+        raise ValueError(f"targets have shape {y.shape}, expected the {name} shape {x.shape}")
+    w = _broadcast_weight(weight, x.shape, "weight")
+    return x, y, w, dtype
+
+
+def _elementwise_grad(d, grad_loss, reduction, dtype, out):
+    """Scale elementwise gradients by dL/dloss (mean: divide by the element count)."""
+    scale = _grad_scale(grad_loss, reduction, d.shape, d.size)
+    return _finish(scale * d, dtype, out)
+
+
+def _binary_cross_entropy(probs, targets, eps, weight, reduction, want_grad):
+    """Elementwise ``-w * (y * log(pc) + (1 - y) * log(1 - pc))``, ``pc = clip(p, eps, 1 - eps)``;
+    a term whose coefficient (``y`` or ``1 - y``) is 0 is 0, also in the gradient
+    ``-w * (y / pc - (1 - y) / (1 - pc)) * [eps <= p <= 1 - eps]``."""
+    _check_reduction(reduction)
+    eps = _check_eps(eps)
+    p, y, w, dtype = _elementwise_problem(probs, targets, weight, "probs")
+    with np.errstate(all="ignore"):
+        pc, inside = _clip_with_derivative(p, eps, 1.0 - eps)
+        pos = np.where(y == 0, 0.0, y * np.log(pc))
+        neg = np.where(y == 1, 0.0, (1 - y) * np.log1p(-pc))
+        loss = 0.0 - w * (pos + neg)  # 0 - ...: +0, not -0, for a zero loss
+        d = None
+        if want_grad:
+            dpos = np.where(y == 0, 0.0, y / pc)
+            dneg = np.where(y == 1, 0.0, (1 - y) / (1 - pc))
+            d = np.where(inside, -w * (dpos - dneg), 0.0)
+    return loss, d, dtype
+
+
+def binary_cross_entropy(probs, targets, *, eps=1e-7, weight=None, reduction="mean",
+                         num_threads=None):
+    """Binary cross-entropy (log loss) of probabilities, clipped to ``[eps, 1 - eps]``.
+
+    Elementwise ``-w * (y * log(pc) + (1 - y) * log(1 - pc))`` with
+    ``pc = clip(probs, eps, 1 - eps)``; "mean" averages over all elements.
+
+    Parameters
+    ----------
+    probs : array_like
+        Predicted probabilities of the positive class.
+    targets : array_like
+        Labels (0/1 or soft), same shape as ``probs``.
+    eps : float, optional
+        Clipping, in ``[0, 0.5)``.
+    weight : array_like, optional
+        Elementwise weights, broadcast to ``probs``' shape.
+    reduction : {"mean", "sum", "none"}, optional
+        "none" returns the elementwise losses.
+    num_threads : int, optional
+        Ignored by the reference.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        Of the compute dtype; ``probs``' shape for "none".
+    """
+    loss, _, dtype = _binary_cross_entropy(probs, targets, eps, weight, reduction, want_grad=False)
+    return _reduce(loss, reduction, loss.size, dtype)
+
+
+def binary_cross_entropy_and_grad(probs, targets, *, eps=1e-7, weight=None, reduction="mean",
+                                  grad_loss=None, out=None, num_threads=None):
+    """:func:`binary_cross_entropy` and its gradient with respect to ``probs``.
+
+    Gradient ``-w * (y / pc - (1 - y) / (1 - pc))`` where ``eps <= p <= 1 - eps``,
+    else 0. ``grad_loss`` and ``out`` as in :func:`cross_entropy_and_grad`.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+    grad : ndarray
+        ``probs``' shape.
+    """
+    loss, d, dtype = _binary_cross_entropy(probs, targets, eps, weight, reduction, want_grad=True)
+    _check_out(out, d.shape, dtype)
+    return _reduce(loss, reduction, loss.size, dtype), _elementwise_grad(d, grad_loss, reduction, dtype, out)
+
+
+def _binary_cross_entropy_with_logits(logits, targets, weight, pos_weight, reduction, want_grad):
+    """PyTorch's formula, with ``lw = 1 + (pos_weight - 1) * y``:
+    ``loss = w * ((1 - y) * x + lw * (log1p(exp(-|x|)) + max(-x, 0)))`` and
+    ``grad = w * ((1 - y) - lw * sigmoid(-x))``.
+
+    Evaluated in the algebraically equal form that has no cancellation for
+    large ``|x|`` (using ``lw - (1 - y) = pos_weight * y`` and
+    ``sigmoid(-x) = 1 - sigmoid(x)``)::
+
+        x >= 0:  loss = w * ((1 - y) * x + lw * log1p(exp(-|x|)))
+                 grad = w * ((1 - y) - lw * sigmoid(-x))
+        x <  0:  loss = w * (pos_weight * y * (-x) + lw * log1p(exp(-|x|)))
+                 grad = w * (lw * sigmoid(x) - pos_weight * y)
+
+    A term whose coefficient is 0 is 0 (so ``x = +-inf`` gives the limit, not NaN).
+    """
+    _check_reduction(reduction)
+    x, y, w, dtype = _elementwise_problem(logits, targets, weight, "logits")
+    pw = _broadcast_weight(pos_weight, x.shape, "pos_weight")
+    with np.errstate(all="ignore"):
+        lw = 1 + (pw - 1) * y
+        e = np.exp(-np.abs(x))                       # in (0, 1]
+        softplus_tail = np.where(lw == 0, 0.0, lw * np.log1p(e))
+        linear = np.where(x >= 0, _times(1 - y, x), _times(pw * y, -x))
+        loss = w * (linear + softplus_tail)
+        d = None
+        if want_grad:
+            sigmoid_abs_neg = e / (1 + e)            # sigmoid(-|x|)
+            d = w * np.where(x >= 0, (1 - y) - lw * sigmoid_abs_neg, lw * sigmoid_abs_neg - pw * y)
+    return loss, d, dtype
+
+
+def _times(coef, v):
+    """``coef * v`` with a zero coefficient giving 0 even where ``v`` is infinite."""
+    return np.where(coef == 0, 0.0, coef * v)
+
+
+def binary_cross_entropy_with_logits(logits, targets, *, weight=None, pos_weight=None,
+                                     reduction="mean", num_threads=None):
+    """Binary cross-entropy on raw logits (stable sigmoid + log loss).
+
+    Elementwise ``w * ((1 - y) * x + lw * softplus(-x))`` with
+    ``lw = 1 + (pos_weight - 1) * y`` and ``softplus(-x) = log(1 + exp(-x))``
+    (PyTorch's formula); "mean" averages over all elements.
+
+    Parameters
+    ----------
+    logits : array_like
+        Raw scores.
+    targets : array_like
+        Labels (0/1 or soft), same shape as ``logits``.
+    weight : array_like, optional
+        Elementwise weights, broadcast to ``logits``' shape.
+    pos_weight : array_like, optional
+        Weight of the positive term, broadcast along the last axis (usually one
+        per class).
+    reduction : {"mean", "sum", "none"}, optional
+    num_threads : int, optional
+        Ignored by the reference.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+        Of the compute dtype; ``logits``' shape for "none".
+    """
+    loss, _, dtype = _binary_cross_entropy_with_logits(logits, targets, weight, pos_weight,
+                                                       reduction, want_grad=False)
+    return _reduce(loss, reduction, loss.size, dtype)
+
+
+def binary_cross_entropy_with_logits_and_grad(logits, targets, *, weight=None, pos_weight=None,
+                                              reduction="mean", grad_loss=None, out=None,
+                                              num_threads=None):
+    """:func:`binary_cross_entropy_with_logits` and its gradient with respect to ``logits``.
+
+    Gradient ``w * ((1 - y) - lw * sigmoid(-x))``. ``grad_loss`` and ``out`` as in
+    :func:`cross_entropy_and_grad`.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+    grad : ndarray
+        ``logits``' shape.
+    """
+    loss, d, dtype = _binary_cross_entropy_with_logits(logits, targets, weight, pos_weight,
+                                                       reduction, want_grad=True)
+    _check_out(out, d.shape, dtype)
+    return _reduce(loss, reduction, loss.size, dtype), _elementwise_grad(d, grad_loss, reduction, dtype, out)
