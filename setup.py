@@ -22,9 +22,14 @@ KERNEL_SOURCES = [
 ]
 
 OPENMP_FLAGS = {
-    # compiler type: (compile flags, link flags)
-    "msvc": (["/openmp"], []),
-    "unix": (["-fopenmp"], ["-fopenmp"]),
+    # compiler type: candidate (compile flags, link flags), the first that works is used
+    "msvc": [(["/openmp"], [])],
+    "unix": [
+        (["-fopenmp"], ["-fopenmp"]),
+        # Apple clang: LLVM's libomp (`brew install libomp`, its include/ and lib/ folders given
+        # in CPPFLAGS and LDFLAGS); see [tool.cibuildwheel.macos] in pyproject.toml
+        (["-Xpreprocessor", "-fopenmp"], ["-lomp"]),
+    ],
 }
 OPTIMISE_FLAGS = {
     "msvc": ["/O2"],
@@ -41,7 +46,9 @@ def compiler_has_openmp(compiler, flags):
             f.write(source)
         try:
             objects = compiler.compile([path], output_dir=tmp, extra_postargs=flags[0])
-            compiler.link_executable(objects, "omp_probe", output_dir=tmp, extra_postargs=flags[1])
+            # distutils links executables without $LDFLAGS; the extension itself gets them
+            link_flags = flags[1] + os.environ.get("LDFLAGS", "").split()
+            compiler.link_executable(objects, "omp_probe", output_dir=tmp, extra_postargs=link_flags)
         except Exception:
             return False
     return True
@@ -52,11 +59,13 @@ class BuildExt(build_ext):
         kind = self.compiler.compiler_type
         compile_args = list(OPTIMISE_FLAGS.get(kind, []))
         link_args = []
-        if os.environ.get("XENT_FAST_NO_OPENMP"):
-            openmp = None
-        else:
-            openmp = OPENMP_FLAGS.get(kind)
-        if openmp and compiler_has_openmp(self.compiler, openmp):
+        openmp = None
+        if not os.environ.get("XENT_FAST_NO_OPENMP"):
+            for flags in OPENMP_FLAGS.get(kind, []):
+                if compiler_has_openmp(self.compiler, flags):
+                    openmp = flags
+                    break
+        if openmp:
             compile_args += openmp[0]
             link_args += openmp[1]
         else:
@@ -75,7 +84,7 @@ extension = Extension(
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
-             "csrc/cross_entropy.inc", "csrc/binary.inc"],
+             "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc"],
 )
 
 setup(

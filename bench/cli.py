@@ -20,7 +20,8 @@ DEFAULT_PLOT = os.path.join(HERE, "results", "speedups.png")
 
 # (default run, --quick) settings; an explicit option overrides either.
 PROFILES = {
-    "rounds": (3, 1), "budget": (1.5, 0.3), "min_samples": (3, 2), "max_samples": (40, 10),
+    "rounds": (3, 1), "budget": (1.5, 0.3), "min_samples": (3, 3), "reference_samples": (3, 1),
+    "max_samples": (40, 10),
     "warmup": (0.1, 0.03), "roofline_mb": (512, 256), "roofline_repeats": (7, 4),
 }
 
@@ -45,7 +46,8 @@ shapes (--shapes)
 method
   Per case and pass the contenders take turns over --rounds rounds (rotating order), each with a
   share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under 1 ms
-  are batched). Reported: median and best-of-k ms. GB/s = logits bytes read (+ gradient bytes written
+  are batched) until the budget is spent and at least --min-samples were taken (the slow NumPy
+  reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes read (+ gradient bytes written
   for fwd+grad) / best time, against a read roofline (threaded chunked NumPy add/maximum reduce over
   a --roofline-mb array) and a copy roofline (read+write) measured in the same run, at the start and
   (full run) the end. Peak memory: one call's growth of tracemalloc's peak and of the RSS high-water
@@ -80,15 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, metavar="R", help="interleaved rounds per case and pass (3; quick 1)")
     p.add_argument("--budget", type=float, metavar="S",
                    help="seconds of timing per contender, case and pass, over all rounds (1.5; quick 0.3)")
-    p.add_argument("--min-samples", type=int, metavar="K", help="at least K timed samples (3; quick 2)")
+    p.add_argument("--min-samples", type=int, metavar="K", help="at least K timed samples (3)")
+    p.add_argument("--reference-samples", type=int, metavar="K",
+                   help="at least K samples of the slow NumPy reference (3; quick 1)")
     p.add_argument("--max-samples", type=int, metavar="K", help="at most K timed samples (40; quick 10)")
     p.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds per contender (0.1; quick 0.03)")
     p.add_argument("--roofline-mb", type=int, metavar="MB", help="roofline array size (512; quick 256)")
     p.add_argument("--roofline-repeats", type=int, metavar="K", help="roofline best-of-K (7; quick 4)")
     p.add_argument("--seed", type=int, default=0, help="input data seed (default 0)")
-    p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help="results file (default %(default)s)")
+    p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help="results file (default bench/results/latest.json)")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
-    p.add_argument("--plot", default=DEFAULT_PLOT, metavar="PATH", help="PNG plot (default %(default)s)")
+    p.add_argument("--plot", default=DEFAULT_PLOT, metavar="PATH", help="PNG plot (default bench/results/speedups.png)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     p.add_argument("--full-table", action="store_true", help="also print every measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -120,9 +124,15 @@ def config_from_args(args) -> RunConfig:
         cases=cases, contenders=_list(args.contenders, list(BY_NAME), "contender"),
         modes=_list(args.passes, list(MODES), "pass", {"grad": "fwd+grad"}), threads=args.threads,
         rounds=max(1, pick["rounds"]), budget_s=pick["budget"], min_samples=max(1, pick["min_samples"]),
+        reference_min_samples=max(1, pick["reference_samples"]),
         max_samples=max(1, pick["max_samples"]), warmup_s=pick["warmup"], roofline_mb=pick["roofline_mb"],
         roofline_repeats=max(1, pick["roofline_repeats"]), roofline_twice=not args.quick, seed=args.seed,
         timeout_s=args.timeout, verbose=args.verbose, progress=not args.no_progress)
+
+
+def _shown(path: str) -> str:
+    rel = os.path.relpath(path)
+    return os.path.abspath(path) if rel.startswith("..") else rel
 
 
 def main(argv=None) -> int:
@@ -134,10 +144,10 @@ def main(argv=None) -> int:
     doc["speedups"] = speedups(doc["results"])
     if not args.no_plot:
         note = plot_speedups(doc, args.plot)
-        doc["notes"].append(note if note else f"plot: {os.path.relpath(args.plot)}")
+        doc["notes"].append(note if note else f"plot: {_shown(args.plot)}")
     doc["meta"]["duration_s"] = round(time.time() - t0, 1)
     if not args.no_json:
-        doc["notes"].append(f"results: {os.path.relpath(args.json)}")
+        doc["notes"].append(f"results: {_shown(args.json)}")
         write_json(doc, args.json)
     print(markdown(doc, full=args.full_table))
     xf = doc["meta"]["workers"].get("xent_fast")

@@ -13,6 +13,7 @@ def plot_speedups(doc, path: str):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib not installed: no plot (pip install matplotlib, or the [bench] extra)"
     modes = list(dict.fromkeys(s["mode"] for s in doc.get("speedups", [])))
@@ -33,6 +34,7 @@ def plot_speedups(doc, path: str):
                     ax.annotate(f"{y:.1f}", (bar.get_x() + bar.get_width() / 2, y), ha="center",
                                 va="bottom", fontsize=7)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
         ax.axhline(1, color="black", linewidth=0.8)
         ax.axhline(2, color="black", linewidth=0.8, linestyle="--", label="2x")
         ax.set_xticks(range(len(entries)))

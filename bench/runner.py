@@ -10,6 +10,7 @@ inputs back into cache (other contenders' inputs evicted them).
 from __future__ import annotations
 
 import dataclasses
+import os
 import math
 import time
 
@@ -22,6 +23,7 @@ from .progress import Progress
 from .timing import summarize
 
 SETTLE_S = 0.01  # pause between requests, so a finished worker's spinning threads go to sleep
+BUSY_CPUS = 0.25  # warn when other processes used more than this many CPUs on average
 
 
 @dataclasses.dataclass
@@ -35,6 +37,7 @@ class RunConfig:
     rounds: int = 3
     budget_s: float = 1.5
     min_samples: int = 3
+    reference_min_samples: int = 3
     max_samples: int = 40
     warmup_s: float = 0.1
     roofline_mb: int = 512
@@ -118,19 +121,17 @@ def _record(case: Case, mode, name, acc, roof):
 def run(cfg: RunConfig) -> dict:
     """Run the benchmark described by ``cfg`` and return the results document."""
     started = time.time()
+    cpu_start = environment.cpu_snapshot()
     notes = []
     chosen = [BY_NAME[n] for n in cfg.contenders]
     families = list(dict.fromkeys(c.family for c in chosen)) + ["roofline"]
-    progress = Progress(0, cfg.progress)
+    progress = Progress(cfg.progress)
     progress.write(f"starting workers: {', '.join(families)} ({cfg.threads} threads)")
     workers, hello = _start_workers(cfg, families, progress, notes)
     try:
         live = [c for c in chosen if c.family in workers]
         steps = sum(len([c for c in live if m in c.modes]) for m in cfg.modes) * len(cfg.cases) * cfg.rounds
-        progress.total = steps + 1 + int(cfg.roofline_twice)
-        if progress.bar is not None:
-            progress.bar.total = progress.total
-            progress.bar.refresh()
+        progress.start(steps + 1 + int(cfg.roofline_twice))
         rooflines = [_roofline(cfg, workers, progress, notes, "start")]
         roof = _combine_rooflines(rooflines)
         accs = {}
@@ -157,15 +158,23 @@ def run(cfg: RunConfig) -> dict:
         for w in workers.values():
             w.close()
         progress.close()
+    load = environment.background_load(cpu_start, environment.cpu_snapshot())
+    if load["other_cpus"] is not None and load["other_cpus"] > BUSY_CPUS:
+        notes.insert(0, f"WARNING: other processes used {load['other_cpus']:.2f} CPUs on average during this "
+                        f"run (of {os.cpu_count()}): timings are disturbed; rerun on a quiet machine")
     records = [_record(acc["case"], mode, name, acc, roof) for (key, mode, name), acc in accs.items()]
     notes += sanity_notes(records)
-    return {"meta": environment.describe(cfg, hello, started), "roofline": roof,
-            "results": records, "notes": notes}
+    meta = environment.describe(cfg, hello, started)
+    meta["background_load"] = load
+    return {"meta": meta, "roofline": roof, "results": records, "notes": notes}
 
 
 def _time_one(cfg, workers, c, case, mode, first, per_round, acc, notes, progress):
     req = {"op": "run", "contender": c.name, "mode": mode, "case": case.to_dict(), "seed": cfg.seed,
-           "first": first, "warmup_s": cfg.warmup_s, **per_round}
+           "first": first, "warmup_s": cfg.warmup_s, "warmup_calls": 1 if c.slow_baseline else 2,
+           **per_round}
+    if c.slow_baseline:
+        req["min_samples"] = math.ceil(cfg.reference_min_samples / cfg.rounds)
     try:
         reply = workers[c.family].request(req, cfg.timeout_s)
     except WorkerError as exc:

@@ -2,7 +2,8 @@
 
 Each sample times ``inner`` back-to-back calls with ``time.perf_counter`` and records the per-call
 mean; ``inner`` is 1 unless a call is shorter than ``MIN_SAMPLE_S``, so sub-millisecond calls are
-batched to keep timer and loop overhead out of the figure. The garbage collector is off while
+batched to keep timer and loop overhead out of the figure. Samples are taken until the time budget
+is spent (and at least a minimum number were taken). The garbage collector is off while
 timing (as in :mod:`timeit`). The caller reports the median (typical) and the minimum (best-of-k,
 least disturbed by other load on a shared machine).
 """
@@ -37,18 +38,16 @@ def warm_up(fn, min_calls: int = 1, min_time_s: float = 0.05):
 def sample(fn, estimate_s: float, budget_s: float, min_samples: int, max_samples: int):
     """Time ``fn``; return ``(per_call_seconds_list, inner)``.
 
-    The number of samples fits ``budget_s`` given the estimated call time ``estimate_s``, clamped
-    to ``[min_samples, max_samples]``.
+    Samples are taken until ``budget_s`` has elapsed and at least ``min_samples`` were taken, or
+    ``max_samples`` were taken. ``estimate_s`` (a warm call's time) only sets the batch size.
     """
-    estimate_s = max(estimate_s, 1e-7)
-    inner = max(1, math.ceil(MIN_SAMPLE_S / estimate_s))
-    n = int(budget_s / (estimate_s * inner))
-    n = max(min_samples, min(max_samples, n))
+    inner = max(1, math.ceil(MIN_SAMPLE_S / max(estimate_s, 1e-7)))
     times = []
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(n):
+        start = time.perf_counter()
+        while len(times) < max_samples and (len(times) < min_samples or time.perf_counter() - start < budget_s):
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn()

@@ -12,6 +12,7 @@
 #elif defined(__GNUC__)
 #pragma GCC target("avx2,fma")
 #endif
+#define XENT_VBYTES 32
 #define XENT_ISA avx2
 #include "kernels.inc"
 #if defined(__clang__)

@@ -13,6 +13,7 @@
 #elif defined(__GNUC__)
 #pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
 #endif
+#define XENT_VBYTES 64
 #define XENT_ISA avx512
 #include "kernels.inc"
 #if defined(__clang__)

@@ -11,6 +11,8 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
                      cross_entropy_and_grad, log_softmax, logsumexp, nll_loss, softmax)
 from ._kernels import isa as _isa
+from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
+                     CategoricalCrossEntropyLoss, CrossEntropyLoss)
 
 
 def isa():
@@ -27,4 +29,6 @@ __all__ = [
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_and_grad",
     "categorical_cross_entropy", "categorical_cross_entropy_and_grad", "cross_entropy",
     "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "softmax",
+    "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
+    "CrossEntropyLoss",
 ]

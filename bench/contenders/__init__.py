@@ -23,19 +23,25 @@ class Unavailable(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Contender:
-    """A timed implementation: ``name`` (id), ``family`` (worker process), ``label`` (table)."""
+    """A timed implementation: ``name`` (id), ``family`` (worker process), ``label`` (table).
+
+    ``slow_baseline``: the NumPy reference, 10-100x slower than the rest; it is warmed up with a
+    single call (it has nothing to compile) and may be timed with fewer samples
+    (``--reference-samples``) to keep the run short.
+    """
 
     name: str
     family: str
     label: str
     modes: tuple = MODES
     is_peer: bool = False
+    slow_baseline: bool = False
 
 
 CONTENDERS = (
     Contender("xent_fast", "xent_fast", "xent_fast"),
     Contender("xent_fast_out", "xent_fast", "xent_fast out=", modes=("fwd+grad",)),
-    Contender("reference", "reference", "reference"),
+    Contender("reference", "reference", "reference", slow_baseline=True),
     Contender("torch", "torch", "PyTorch", is_peer=True),
     Contender("jax", "jax", "JAX", is_peer=True),
 )

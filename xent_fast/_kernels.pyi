@@ -1,0 +1,76 @@
+"""Type stub of the compiled binding xent_fast._kernels (source: _kernels.pyx).
+
+Private: xent_fast._api validates every argument before calling these.  Shapes are
+(n_class, row_shape); strides are (s_class, s_row) tuples counted in elements.  Integer codes:
+dtype 0 float32 / 1 float64; input_kind 0 logits / 1 log-probabilities / 2 probabilities;
+reduction 0 none / 1 mean / 2 sum; what 0 logsumexp / 1 log_softmax / 2 softmax.
+"""
+from typing import Optional, Tuple
+
+import numpy as np
+
+_Strides = Tuple[int, Tuple[int, ...]]
+
+MAX_DIMS: int
+
+def cross_entropy(
+    dtype: int,
+    input_kind: int,
+    n_class: int,
+    row_shape: Tuple[int, ...],
+    x: np.ndarray,
+    x_strides: _Strides,
+    target: Optional[np.ndarray],
+    t_strides: _Strides,
+    y: Optional[np.ndarray],
+    y_strides: _Strides,
+    weight: Optional[np.ndarray],
+    ignore_index: int,
+    label_smoothing: float,
+    eps: float,
+    reduction: int,
+    grad_loss: Optional[np.ndarray],
+    grad_loss_stride: int,
+    g: Optional[np.ndarray],
+    g_strides: _Strides,
+    loss_rows: Optional[np.ndarray],
+    num_threads: int,
+) -> Tuple[int, float, int, int]:
+    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
+
+def softmax_rows(
+    dtype: int,
+    what: int,
+    n_class: int,
+    row_shape: Tuple[int, ...],
+    x: np.ndarray,
+    x_strides: _Strides,
+    out: Optional[np.ndarray],
+    out_strides: _Strides,
+    out_rows: Optional[np.ndarray],
+    num_threads: int,
+) -> int:
+    """Run xent_softmax_rows (what: 0 logsumexp, 1 log_softmax, 2 softmax); returns the status."""
+
+def binary(
+    dtype: int,
+    with_logits: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: Optional[np.ndarray],
+    pos_weight: Optional[np.ndarray],
+    eps: float,
+    reduction: int,
+    grad_loss: Optional[np.ndarray],
+    grad_loss_stride: int,
+    g: Optional[np.ndarray],
+    loss_elems: Optional[np.ndarray],
+    num_threads: int,
+) -> Tuple[int, float]:
+    """Run xent_binary over contiguous arrays; returns (status, loss)."""
+
+def isa() -> str:
+    """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'."""
+
+def exp(dtype: int, x: np.ndarray, out: np.ndarray) -> None:
+    """The kernels' vectorised exp over contiguous x into out (for accuracy tests)."""

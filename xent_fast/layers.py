@@ -1,0 +1,278 @@
+"""Loss layers for training loops written in plain NumPy, in the shape of ``torch.nn`` losses.
+
+A layer holds its options; ``forward(input, targets)`` (or calling the layer) returns the loss and
+remembers *references* to the two arrays; ``backward(grad_loss=None)`` returns d(loss)/d(input)::
+
+    loss_fn = xent_fast.CrossEntropyLoss(label_smoothing=0.1)
+    loss = loss_fn(logits, y)          # forward
+    dlogits = loss_fn.backward()       # gradient, the logits' shape and dtype
+
+What is kept between the two calls is only what backward needs: the two references, no copy, no
+softmax, nothing of size N x C.  ``backward`` calls the fused ``*_and_grad`` function, which
+recomputes each row's log-sum-exp in the same pass that writes the gradient row (one read of the
+logits, the same a stored softmax would cost), so the only N x C memory is the gradient itself,
+and none at all with ``out=`` or ``inplace=True``.  ``forward_backward`` does both in one pass.
+
+Every number comes from xent_fast's public functions; this module only routes arguments.
+"""
+import numpy as np
+
+from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
+                     binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
+                     categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
+                     cross_entropy_and_grad)
+
+__all__ = ["CrossEntropyLoss", "CategoricalCrossEntropyLoss", "BinaryCrossEntropyLoss",
+           "BinaryCrossEntropyWithLogitsLoss"]
+
+
+class _Loss:
+    """The shared machinery of the loss layers (not public).
+
+    A subclass names its two functions (``_loss`` and ``_loss_and_grad``, from xent_fast) and its
+    options (``_options``, the functions' keyword arguments apart from ``grad_loss`` and ``out``),
+    and stores each option as an attribute of the same name in ``__init__``.  Options are read
+    from the attributes at every call, so ``layer.reduction = "sum"`` takes effect at the next
+    forward; their values are checked by the functions, at the first forward.
+    """
+
+    _loss = None            # f(input, targets, **options) -> loss
+    _loss_and_grad = None   # f(input, targets, **options, grad_loss=, out=) -> (loss, grad)
+    _options = ()
+
+    def __init__(self, **options):
+        for name, value in options.items():
+            setattr(self, name, value)
+        self._saved = None  # (input, targets) of the last forward, while backward may use them
+
+    def _kwargs(self):
+        return {name: getattr(self, name) for name in self._options}
+
+    def forward(self, input, targets):
+        """Compute the loss and remember the arguments for :meth:`backward`.
+
+        Parameters
+        ----------
+        input : array_like
+            The prediction: logits, or probabilities for the probability-based losses.
+        targets : array_like
+            The targets, as the layer's function accepts them.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            A scalar for ``reduction='mean'``/``'sum'``, one value per row (or element) for
+            ``'none'``.
+
+        Notes
+        -----
+        The layer keeps references to ``input`` and ``targets`` (array-likes are converted once
+        with ``np.asarray``), not copies: modifying them in place before :meth:`backward` changes
+        the gradient it returns.
+        """
+        self._saved = None  # a failed forward leaves nothing stale for backward
+        input, targets = np.asarray(input), np.asarray(targets)
+        loss = self._loss(input, targets, **self._kwargs())
+        self._saved = (input, targets)
+        return loss
+
+    def __call__(self, input, targets):
+        """Same as :meth:`forward`."""
+        return self.forward(input, targets)
+
+    def backward(self, grad_loss=None, *, out=None, inplace=False):
+        """The gradient of the last forward's loss with respect to its ``input``.
+
+        Parameters
+        ----------
+        grad_loss : array_like, optional
+            The upstream gradient d(total)/d(loss), broadcastable to the loss's shape (a scalar
+            for 'mean'/'sum'); default 1.
+        out : ndarray, optional
+            Receives the gradient: a writable array of the input's shape and dtype.
+        inplace : bool, default False
+            Write the gradient over the forward's ``input`` array itself (no new memory).  The
+            input is then gone, so a further ``backward`` raises RuntimeError until the next
+            forward.
+
+        Returns
+        -------
+        grad : ndarray
+            d(loss)/d(input) scaled by ``grad_loss``: the input's shape and dtype (``out``, or the
+            input itself with ``inplace=True``).
+
+        Raises
+        ------
+        RuntimeError
+            When there is no forward to differentiate: before the first forward, after a forward
+            that raised, or after an in-place backward.
+        ValueError, TypeError
+            For ``out`` given together with ``inplace=True``, and as the layer's function does
+            for a bad ``grad_loss`` or ``out`` (nothing is written then and the layer's state
+            is kept).
+        """
+        if self._saved is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() needs a forward() first: there is no forward "
+                "to differentiate (none yet, the last one raised, or an in-place backward "
+                "overwrote its input)")
+        return self._run(*self._saved, grad_loss, out, inplace)[1]
+
+    def forward_backward(self, input, targets, grad_loss=None, *, out=None, inplace=False):
+        """The loss and its gradient in one fused pass (:meth:`forward` then :meth:`backward`).
+
+        Parameters are those of :meth:`forward` and :meth:`backward`; ``inplace=True`` writes the
+        gradient over ``input`` (which must then be a float32/float64 ndarray).
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            As :meth:`forward`.
+        grad : ndarray
+            As :meth:`backward`.
+        """
+        self._saved = None
+        return self._run(np.asarray(input), np.asarray(targets), grad_loss, out, inplace)
+
+    def _run(self, input, targets, grad_loss, out, inplace):
+        """Call the fused function; keep (input, targets) unless the gradient overwrote input."""
+        if inplace:
+            if out is not None:
+                raise ValueError("give out= or inplace=True, not both")
+            out = input
+        loss, grad = self._loss_and_grad(input, targets, **self._kwargs(),
+                                               grad_loss=grad_loss, out=out)
+        # Conservative: an `out` that may overlap the input has destroyed it for a later backward.
+        overwritten = out is not None and np.may_share_memory(out, input)
+        self._saved = None if overwritten else (input, targets)
+        return loss, grad
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__,
+                           ", ".join(f"{k}={getattr(self, k)!r}" for k in self._options))
+
+
+class CrossEntropyLoss(_Loss):
+    """Cross-entropy from raw logits, as a layer: :func:`xent_fast.cross_entropy` forward,
+    :func:`xent_fast.cross_entropy_and_grad` backward.
+
+    The options are those of :func:`xent_fast.cross_entropy` and have its meaning; with
+    ``eps=0`` the loss is ``torch.nn.CrossEntropyLoss``'s (class axis ``axis`` instead of dim 1).
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The class axis of the logits.
+    weight : array_like of shape (C,), optional
+        A weight per class; ones when None.
+    ignore_index : int, default -100
+        Rows with this class index contribute 0 to the loss and the gradient.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+    label_smoothing : float in [0, 1], default 0
+    eps : float in [0, 0.5), default 0
+        Clips probabilities to ``[eps, 1 - eps]``; clipped entries get zero gradient.
+    num_threads : int, optional
+        OpenMP threads; None uses OpenMP's default.  Results do not depend on it.
+
+    Examples
+    --------
+    >>> import numpy as np, xent_fast
+    >>> loss_fn = xent_fast.CrossEntropyLoss()
+    >>> logits = np.log([[0.7, 0.1, 0.2], [0.1, 0.5, 0.4]])
+    >>> round(float(loss_fn(logits, [0, 1])), 8)
+    0.52491106
+    >>> loss_fn.backward().round(3)
+    array([[-0.15,  0.05,  0.1 ],
+           [ 0.05, -0.25,  0.2 ]])
+    """
+
+    _loss = staticmethod(cross_entropy)
+    _loss_and_grad = staticmethod(cross_entropy_and_grad)
+    _options = ("axis", "weight", "ignore_index", "reduction", "label_smoothing", "eps",
+                "num_threads")
+
+    def __init__(self, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
+                 label_smoothing=0.0, eps=0.0, num_threads=None):
+        super().__init__(axis=axis, weight=weight, ignore_index=ignore_index,
+                         reduction=reduction, label_smoothing=label_smoothing, eps=eps,
+                         num_threads=num_threads)
+
+
+class CategoricalCrossEntropyLoss(_Loss):
+    """Categorical cross-entropy on probabilities (softmax outputs), as a layer:
+    :func:`xent_fast.categorical_cross_entropy` forward, its ``_and_grad`` backward
+    (the gradient with respect to the probabilities).
+
+    Prefer :class:`CrossEntropyLoss` on the logits when you have them: it is stable and its
+    gradient skips the softmax's Jacobian.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The class axis of the probabilities.
+    eps : float in (0, 0.5), default 1e-7
+        Probabilities are clipped to ``[eps, 1 - eps]``; clipped entries get zero gradient.
+    weight, ignore_index, reduction, label_smoothing, num_threads
+        As in :class:`CrossEntropyLoss`.
+    """
+
+    _loss = staticmethod(categorical_cross_entropy)
+    _loss_and_grad = staticmethod(categorical_cross_entropy_and_grad)
+    _options = ("axis", "eps", "weight", "ignore_index", "reduction", "label_smoothing",
+                "num_threads")
+
+    def __init__(self, *, axis=-1, eps=1e-7, weight=None, ignore_index=-100, reduction="mean",
+                 label_smoothing=0.0, num_threads=None):
+        super().__init__(axis=axis, eps=eps, weight=weight, ignore_index=ignore_index,
+                         reduction=reduction, label_smoothing=label_smoothing,
+                         num_threads=num_threads)
+
+
+class BinaryCrossEntropyLoss(_Loss):
+    """Binary cross-entropy on probabilities, element-wise, as a layer (``torch.nn.BCELoss``
+    with clipping): :func:`xent_fast.binary_cross_entropy` forward, its ``_and_grad`` backward.
+
+    Parameters
+    ----------
+    eps : float, default 1e-7
+        Probabilities are clipped to ``[eps, 1 - eps]``; clipped entries get zero gradient.
+    weight : array_like, optional
+        Broadcasts against the probabilities.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        'mean' averages over all elements.
+    num_threads : int, optional
+        As in :class:`CrossEntropyLoss`.
+    """
+
+    _loss = staticmethod(binary_cross_entropy)
+    _loss_and_grad = staticmethod(binary_cross_entropy_and_grad)
+    _options = ("eps", "weight", "reduction", "num_threads")
+
+    def __init__(self, *, eps=1e-7, weight=None, reduction="mean", num_threads=None):
+        super().__init__(eps=eps, weight=weight, reduction=reduction, num_threads=num_threads)
+
+
+class BinaryCrossEntropyWithLogitsLoss(_Loss):
+    """Binary cross-entropy on raw logits, element-wise and stable, as a layer
+    (``torch.nn.BCEWithLogitsLoss``): :func:`xent_fast.binary_cross_entropy_with_logits`
+    forward, its ``_and_grad`` backward.
+
+    Parameters
+    ----------
+    weight : array_like, optional
+        Broadcasts against the logits.
+    pos_weight : array_like, optional
+        Weight of the positive term, broadcast along the last axis.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        'mean' averages over all elements.
+    num_threads : int, optional
+        As in :class:`CrossEntropyLoss`.
+    """
+
+    _loss = staticmethod(binary_cross_entropy_with_logits)
+    _loss_and_grad = staticmethod(binary_cross_entropy_with_logits_and_grad)
+    _options = ("weight", "pos_weight", "reduction", "num_threads")
+
+    def __init__(self, *, weight=None, pos_weight=None, reduction="mean", num_threads=None):
+        super().__init__(weight=weight, pos_weight=pos_weight, reduction=reduction,
+                         num_threads=num_threads)

@@ -1,0 +1,134 @@
+"""Type stub of xent_fast.losses: the public functions' signatures, kept exactly in sync with
+losses.py by tests/test_packaging.py (parameter names, kinds and defaults)."""
+from typing import Any, Literal, Optional, Tuple, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+_Reduction = Literal["none", "mean", "sum"]
+# a NumPy scalar of the compute dtype for "mean"/"sum", an array of the loss's shape for "none"
+_Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
+_Grad = NDArray[np.floating[Any]]
+
+def cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def cross_entropy_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Grad]: ...
+def nll_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def categorical_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def categorical_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Grad]: ...
+def binary_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: _Reduction = "mean",
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def binary_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: _Reduction = "mean",
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Grad]: ...
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: _Reduction = "mean",
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def binary_cross_entropy_with_logits_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: _Reduction = "mean",
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Grad]: ...
+def logsumexp(
+    x: ArrayLike,
+    axis: int = -1,
+    *,
+    num_threads: Optional[int] = None,
+) -> _Loss: ...
+def log_softmax(
+    x: ArrayLike,
+    axis: int = -1,
+    *,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> NDArray[np.floating[Any]]: ...
+def softmax(
+    x: ArrayLike,
+    axis: int = -1,
+    *,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> NDArray[np.floating[Any]]: ...
