@@ -34,6 +34,16 @@ from .threads import pin_to_cpus
 REWARM_BELOW_S = 0.05  # calls shorter than this get an untimed cache-warming call in later rounds
 
 
+def _threadpools():
+    """The native thread pools loaded after the library (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    keep = ("user_api", "internal_api", "prefix", "num_threads", "version")
+    return [{k: pool.get(k) for k in keep} for pool in threadpool_info()]
+
+
 def _squared_norm(a) -> float:
     flat = np.ravel(a)
     return float(np.dot(flat, flat))
@@ -57,7 +67,7 @@ class Worker:
         try:
             self.module = importlib.import_module(FAMILY_MODULES[self.family])
             info["info"] = self.module.load(self.threads)
-            return {**info, "ok": True}
+            return {**info, "ok": True, "threadpools": _threadpools()}
         except Unavailable as exc:
             return {**info, "ok": False, "note": str(exc)}
 
