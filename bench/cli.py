@@ -45,13 +45,15 @@ shapes (--shapes)
 
 method
   Per case and pass the contenders take turns over --rounds rounds (rotating order), each with a
-  share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under 1 ms
-  are batched) until the budget is spent and at least --min-samples were taken (the slow NumPy
-  reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes read (+ gradient bytes written
-  for fwd+grad) / best time, against a read roofline (threaded chunked NumPy add/maximum reduce over
-  a --roofline-mb array) and a copy roofline (read+write) measured in the same run, at the start and
-  (full run) the end. Peak memory: one call's growth of tracemalloc's peak and of the RSS high-water
-  mark (bench/memory.py). Each contender's loss and gradient norm are checked against the reference.
+  share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under
+  1 ms are batched) until the budget is spent and at least --min-samples were taken (the slow
+  NumPy reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes
+  read (+ gradient bytes written for fwd+grad) / best time, against a read roofline (threaded
+  chunked NumPy add/maximum reduce over a --roofline-mb array) and a copy roofline (read+write)
+  measured in the same run, at the start and (full run) the end. Peak memory: one call's growth
+  of tracemalloc's peak and of the RSS high-water mark (bench/memory.py). Each contender's loss
+  and gradient norm are checked against the reference's. CPU time used by other processes during
+  the run is measured, and a warning printed when the machine was busy.
   Threads: OMP/MKL/OPENBLAS_NUM_THREADS, torch.set_num_threads, XLA_FLAGS
   (--xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) and, below all CPUs, CPU affinity.
 
@@ -90,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roofline-mb", type=int, metavar="MB", help="roofline array size (512; quick 256)")
     p.add_argument("--roofline-repeats", type=int, metavar="K", help="roofline best-of-K (7; quick 4)")
     p.add_argument("--seed", type=int, default=0, help="input data seed (default 0)")
-    p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH", help="results file (default bench/results/latest.json)")
+    p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
+                   help="results file (default bench/results/latest.json)")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
-    p.add_argument("--plot", default=DEFAULT_PLOT, metavar="PATH", help="PNG plot (default bench/results/speedups.png)")
+    p.add_argument("--plot", default=DEFAULT_PLOT, metavar="PATH",
+                   help="PNG plot (default bench/results/speedups.png)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     p.add_argument("--full-table", action="store_true", help="also print every measurement")
     p.add_argument("--no-progress", action="store_true", help="no progress display")

@@ -54,8 +54,11 @@ def _malloc_trim():
         pass
 
 
-def peak_memory(fn) -> dict:
-    """Run ``fn()`` once and return its peak additional memory (see the module docstring)."""
+def peak_memory(fn, keep_result: bool = False):
+    """Run ``fn()`` once and return its peak additional memory (see the module docstring).
+
+    Returns the dict, or ``(dict, result)`` with ``keep_result``.
+    """
     gc.collect()
     _malloc_trim()
     rss_before = _status_kb("VmRSS")
@@ -73,6 +76,6 @@ def peak_memory(fn) -> dict:
     else:
         rss = max(0, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - maxrss_before) * _PAGE)
         method = "ru_maxrss delta (lower bound)"
-    del result
-    return {"traced_bytes": int(traced), "rss_bytes": int(rss), "peak_bytes": int(max(traced, rss)),
-            "rss_method": method}
+    stats = {"traced_bytes": int(traced), "rss_bytes": int(rss), "peak_bytes": int(max(traced, rss)),
+             "rss_method": method}
+    return (stats, result) if keep_result else stats

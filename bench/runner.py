@@ -128,6 +128,7 @@ def run(cfg: RunConfig) -> dict:
     progress = Progress(cfg.progress)
     progress.write(f"starting workers: {', '.join(families)} ({cfg.threads} threads)")
     workers, hello = _start_workers(cfg, families, progress, notes)
+    startup_s = time.time() - started
     try:
         live = [c for c in chosen if c.family in workers]
         steps = sum(len([c for c in live if m in c.modes]) for m in cfg.modes) * len(cfg.cases) * cfg.rounds
@@ -165,7 +166,7 @@ def run(cfg: RunConfig) -> dict:
     records = [_record(acc["case"], mode, name, acc, roof) for (key, mode, name), acc in accs.items()]
     notes += sanity_notes(records)
     meta = environment.describe(cfg, hello, started)
-    meta["background_load"] = load
+    meta["background_load"], meta["startup_s"] = load, round(startup_s, 2)
     return {"meta": meta, "roofline": roof, "results": records, "notes": notes}
 
 

@@ -22,6 +22,7 @@ import importlib
 import json
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -91,19 +92,10 @@ class Worker:
         if key not in self.fns:
             self.fns[key] = self.module.make(req["contender"], req["mode"], case, self.data)
         fn = self.fns[key]
+        first, no_jit = req.get("first", True), req.get("warmup_calls", 2) <= 1
         out = {"type": "result"}
-        if req.get("first", True):
-            # first call (JIT compilation, thread start-up) and, unless told otherwise, at least one
-            # steady-state call
-            first_s, estimate, result = timing.warm_up(fn, min_calls=req.get("warmup_calls", 2),
-                                                         min_time_s=req.get("warmup_s", 0.05))
-            loss, grad = self.module.to_numpy(result)
-            out["first_call_s"] = first_s
-            out["loss"] = loss
-            if grad is not None:
-                out["grad_sq"] = _squared_norm(grad)
-                out["grad_shape_ok"] = tuple(grad.shape) == case.shape
-            del result, grad
+        if first:
+            estimate = self._first_calls(fn, req, case, no_jit, out)
         elif self.estimates.get(key, 0.0) < REWARM_BELOW_S:
             # other contenders ran in between: one untimed call brings the inputs back into cache
             _, estimate, _ = timing.warm_up(fn, min_calls=1, min_time_s=0.0)
@@ -111,10 +103,28 @@ class Worker:
             estimate = self.estimates[key]
         self.estimates[key] = estimate
         times, inner = timing.sample(fn, estimate, req["budget_s"], req["min_samples"], req["max_samples"])
-        if req.get("first", True):
+        if first and not no_jit:
+            if hasattr(self.module, "release"):  # drop outputs the library keeps alive between calls
+                self.module.release(self.data)
             out["memory"] = memory.peak_memory(fn)  # last: its malloc_trim must not slow a timed call
         out.update(times_s=times, inner=inner)
         return out
+
+    def _first_calls(self, fn, req, case, no_jit, out) -> float:
+        """Warm up and record loss, gradient norm (and, if ``no_jit``, memory); returns a call's time."""
+        if no_jit:  # nothing to compile: the peak-memory call doubles as the warm-up call
+            t0 = time.perf_counter()
+            out["memory"], result = memory.peak_memory(fn, keep_result=True)
+            first_s = estimate = time.perf_counter() - t0
+        else:  # first call (JIT compilation, thread start-up), then steady-state calls
+            first_s, estimate, result = timing.warm_up(fn, min_calls=req.get("warmup_calls", 2),
+                                                         min_time_s=req.get("warmup_s", 0.05))
+        loss, grad = self.module.to_numpy(result)
+        out["first_call_s"], out["loss"] = first_s, loss
+        if grad is not None:
+            out["grad_sq"] = _squared_norm(grad)
+            out["grad_shape_ok"] = tuple(grad.shape) == case.shape
+        return estimate
 
     def handle(self, req: dict) -> dict:
         """Dispatch one request; exceptions become ``{"error": ...}`` replies."""

@@ -6,6 +6,8 @@
  * per element and never vectorise without -ffast-math, which we refuse (it breaks inf/NaN); these
  * are the classic Cody-Waite reductions with polynomials, branch-free, IEEE-clean:
  * exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN, subnormal results rounded, not flushed.
+ * Lane-wise max/min use the x86 instructions where the vector width has them (the generic select
+ * costs three or four instructions).
  * The scalar forms evaluate the vector form on one lane, so each function exists once.
  */
 #ifndef XENT_MATH_H
@@ -27,10 +29,6 @@ typedef uint32_t vu32 __attribute__((vector_size(XENT_VBYTES)));
 typedef double vf64 __attribute__((vector_size(XENT_VBYTES)));
 typedef int64_t vi64 __attribute__((vector_size(XENT_VBYTES)));
 typedef uint64_t vu64 __attribute__((vector_size(XENT_VBYTES)));
-/* Float32 lanes widened to double: the accumulators of float32 sums. */
-typedef double vf64w __attribute__((vector_size(2 * XENT_VBYTES)));
-typedef int64_t vi64w __attribute__((vector_size(2 * XENT_VBYTES)));
-typedef uint64_t vu64w __attribute__((vector_size(2 * XENT_VBYTES)));
 
 #define VLEN_F32 ((int)(XENT_VBYTES / sizeof(float)))
 #define VLEN_F64 ((int)(XENT_VBYTES / sizeof(double)))
@@ -41,47 +39,100 @@ typedef uint64_t vu64w __attribute__((vector_size(2 * XENT_VBYTES)));
 XENT_INLINE vf32 vsel_f32(vi32 m, vf32 a, vf32 b) { return (vf32)((m & (vi32)a) | (~m & (vi32)b)); }
 XENT_INLINE vf64 vsel_f64(vi64 m, vf64 a, vf64 b) { return (vf64)((m & (vi64)a) | (~m & (vi64)b)); }
 
-/* Float32 exp within 2 ulp: Cephes expf's polynomial on |r| <= ln2/2. */
-XENT_INLINE vf32 vexp_f32(vf32 x)
+/* Lane-wise a > b ? a : b and a < b ? a : b: the semantics of x86's max/min instructions, which
+ * return b when either is NaN.  So vmax(x, m) passes over a NaN x, and vmax(lo, x) keeps it. */
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+#include <immintrin.h>
+XENT_INLINE vf32 vmax_f32(vf32 a, vf32 b) { return (vf32)_mm512_max_ps((__m512)a, (__m512)b); }
+XENT_INLINE vf32 vmin_f32(vf32 a, vf32 b) { return (vf32)_mm512_min_ps((__m512)a, (__m512)b); }
+XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return (vf64)_mm512_max_pd((__m512d)a, (__m512d)b); }
+XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return (vf64)_mm512_min_pd((__m512d)a, (__m512d)b); }
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__AVX__)
+#include <immintrin.h>
+XENT_INLINE vf32 vmax_f32(vf32 a, vf32 b) { return (vf32)_mm256_max_ps((__m256)a, (__m256)b); }
+XENT_INLINE vf32 vmin_f32(vf32 a, vf32 b) { return (vf32)_mm256_min_ps((__m256)a, (__m256)b); }
+XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return (vf64)_mm256_max_pd((__m256d)a, (__m256d)b); }
+XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return (vf64)_mm256_min_pd((__m256d)a, (__m256d)b); }
+#elif defined(__x86_64__) && XENT_VBYTES == 16
+#include <emmintrin.h>
+XENT_INLINE vf32 vmax_f32(vf32 a, vf32 b) { return (vf32)_mm_max_ps((__m128)a, (__m128)b); }
+XENT_INLINE vf32 vmin_f32(vf32 a, vf32 b) { return (vf32)_mm_min_ps((__m128)a, (__m128)b); }
+XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return (vf64)_mm_max_pd((__m128d)a, (__m128d)b); }
+XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return (vf64)_mm_min_pd((__m128d)a, (__m128d)b); }
+#else
+#define XENT_GENERIC_VECTORS 1
+XENT_INLINE vf32 vmax_f32(vf32 a, vf32 b) { return vsel_f32(a > b, a, b); }
+XENT_INLINE vf32 vmin_f32(vf32 a, vf32 b) { return vsel_f32(a < b, a, b); }
+XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return vsel_f64(a > b, a, b); }
+XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return vsel_f64(a < b, a, b); }
+#endif
+
+/* lo/hi += e with e's lanes widened to double: float32 lanes go half into lo, half into hi (the
+ * x86 forms convert each half in one instruction; the generic conversion goes lane by lane). */
+XENT_INLINE void vwiden_add_f32(vf64 *lo, vf64 *hi, vf32 e)
 {
-    /* Beyond these exp(x) rounds to 0 or overflows; clamping keeps k small.  NaN fails both
-     * comparisons and flows through to the result. */
-    x = vsel_f32(x < -104.0f, (vf32){0} - 104.0f, x);
-    x = vsel_f32(x > 89.0f, (vf32){0} + 89.0f, x);
-    /* Adding 1.5 * 2^23 rounds x*log2(e) to an integer held in the low mantissa bits. */
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+    *lo += (vf64)_mm512_cvtps_pd(_mm512_castps512_ps256((__m512)e));
+    *hi += (vf64)_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd((__m512d)e, 1)));
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__AVX__)
+    *lo += (vf64)_mm256_cvtps_pd(_mm256_castps256_ps128((__m256)e));
+    *hi += (vf64)_mm256_cvtps_pd(_mm256_extractf128_ps((__m256)e, 1));
+#elif defined(__x86_64__) && XENT_VBYTES == 16
+    *lo += (vf64)_mm_cvtps_pd((__m128)e);
+    *hi += (vf64)_mm_cvtps_pd(_mm_movehl_ps((__m128)e, (__m128)e));
+#else
+    for (int k = 0; k < VLEN_F64; k++) {
+        (*lo)[k] += (double)e[k];
+        (*hi)[k] += (double)e[k + VLEN_F64];
+    }
+#endif
+}
+
+XENT_INLINE void vwiden_add_f64(vf64 *lo, vf64 *hi, vf64 e)
+{
+    (void)hi;
+    *lo += e;
+}
+
+/* Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2.  Adding 1.5 * 2^23 (2^52) rounds x*log2(e)
+ * to an integer held in the low mantissa bits: *kbits returns those bits, k = kbits - bits(1.5p23).
+ * ln2 comes in two parts so that k * ln2_hi is exact. */
+XENT_INLINE vf32 vexp_reduce_f32(vf32 x, vu32 *kbits)
+{
     const float shifter = 12582912.0f;
     vf32 kf = x * 1.44269504088896341f + shifter;
-    vi32 k = (vi32)((vu32)kf - 0x4B400000u);
+    *kbits = (vu32)kf;
     kf -= shifter;
-    /* ln2 in two parts so that kf * ln2_hi is exact. */
     vf32 r = x - kf * 0.693359375f;
-    r = r - kf * -2.12194440e-4f;
+    return r - kf * -2.12194440e-4f;
+}
+
+XENT_INLINE vf64 vexp_reduce_f64(vf64 x, vu64 *kbits)
+{
+    const double shifter = 6755399441055744.0;
+    vf64 kd = x * 1.4426950408889634074 + shifter;
+    *kbits = (vu64)kd;
+    kd -= shifter;
+    /* fdlibm's split of ln2: the high part has 32 bits. */
+    vf64 r = x - kd * 6.93147180369123816490e-01;
+    return r - kd * 1.90821492927058770002e-10;
+}
+
+/* exp(r) on |r| <= ln2/2: Cephes expf's polynomial (2 ulp), and the degree-13 Taylor polynomial
+ * for double (truncation < 5e-18). */
+XENT_INLINE vf32 vexp_poly_f32(vf32 r)
+{
     vf32 p = (vf32){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    /* 2^k in two halves so that subnormal results round instead of flushing to zero. */
-    vi32 k1 = k >> 1, k2 = k - k1;
-    vf32 s1 = (vf32)((vu32)(k1 + 127) << 23);
-    vf32 s2 = (vf32)((vu32)(k2 + 127) << 23);
-    return p * s1 * s2;
+    return p * (r * r) + r + 1.0f;
 }
 
-/* Float64 exp within 1 ulp: Taylor polynomial of degree 13 on |r| <= ln2/2 (truncation < 5e-18). */
-XENT_INLINE vf64 vexp_f64(vf64 x)
+XENT_INLINE vf64 vexp_poly_f64(vf64 r)
 {
-    x = vsel_f64(x < -746.0, (vf64){0} - 746.0, x);
-    x = vsel_f64(x > 710.0, (vf64){0} + 710.0, x);
-    const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
-    vf64 kd = x * 1.4426950408889634074 + shifter;
-    vi64 k = (vi64)((vu64)kd - 0x4338000000000000ull);
-    kd -= shifter;
-    /* fdlibm's split of ln2: the high part has 32 bits, so kd * ln2_hi is exact. */
-    vf64 r = x - kd * 6.93147180369123816490e-01;
-    r = r - kd * 1.90821492927058770002e-10;
     vf64 p = (vf64){0} + 1.0 / 6227020800.0;
     p = p * r + 1.0 / 479001600.0;
     p = p * r + 1.0 / 39916800.0;
@@ -94,16 +145,53 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
     p = p * r + 1.0 / 24.0;
     p = p * r + 1.0 / 6.0;
     p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
+    return p * (r * r) + r + 1.0;
+}
+
+/* exp over the whole range.  Beyond the clamps exp(x) rounds to 0 or overflows; a NaN fails both
+ * comparisons and flows through.  2^k is applied in two halves so that subnormal results round
+ * instead of flushing to zero. */
+XENT_INLINE vf32 vexp_f32(vf32 x)
+{
+    x = vmin_f32((vf32){0} + 89.0f, vmax_f32((vf32){0} - 104.0f, x));
+    vu32 kbits;
+    vf32 p = vexp_poly_f32(vexp_reduce_f32(x, &kbits));
+    vi32 k = (vi32)(kbits - 0x4B400000u);
+    vi32 k1 = k >> 1, k2 = k - k1;
+    return p * (vf32)((vu32)(k1 + 127) << 23) * (vf32)((vu32)(k2 + 127) << 23);
+}
+
+XENT_INLINE vf64 vexp_f64(vf64 x)
+{
+    x = vmin_f64((vf64){0} + 710.0, vmax_f64((vf64){0} - 746.0, x));
+    vu64 kbits;
+    vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
+    vi64 k = (vi64)(kbits - 0x4338000000000000ull);
     vi64 k1 = k >> 1, k2 = k - k1;
-    vf64 s1 = (vf64)((vu64)(k1 + 1023) << 52);
-    vf64 s2 = (vf64)((vu64)(k2 + 1023) << 52);
-    return p * s1 * s2;
+    return p * (vf64)((vu64)(k1 + 1023) << 52) * (vf64)((vu64)(k2 + 1023) << 52);
+}
+
+/* exp(x) for the terms of a sum that holds a 1 (x = x_j - max <= 0): results below 2^-126
+ * (2^-1022) count for nothing next to that 1, so the input is clamped there, 2^k is built in one
+ * step (the shifter's own bits shift out), and -inf gives a negligible 1e-38 (1e-308), not 0. */
+XENT_INLINE vf32 vexp_term_f32(vf32 x)
+{
+    x = vmax_f32((vf32){0} - 87.0f, x);
+    vu32 kbits;
+    vf32 p = vexp_poly_f32(vexp_reduce_f32(x, &kbits));
+    return p * (vf32)((kbits << 23) + (127u << 23));
+}
+
+XENT_INLINE vf64 vexp_term_f64(vf64 x)
+{
+    x = vmax_f64((vf64){0} - 708.0, x);
+    vu64 kbits;
+    vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
+    return p * (vf64)((kbits << 52) + (1023ull << 52));
 }
 
 /* Float64 log of positive, normal, finite x within 1 ulp: fdlibm's e_log.c reduction
- * x = 2^e m, m in [sqrt(1/2), sqrt(2)), and its polynomial Lg1..Lg7 in s = (m-1)/(m+1).
- * Defined for both double vector widths (plain and float32-widened). */
+ * x = 2^e m, m in [sqrt(1/2), sqrt(2)), and its polynomial Lg1..Lg7 in s = (m-1)/(m+1). */
 #define XENT_DEFINE_VLOG(name, VD, VI, VU)                                                         \
     XENT_INLINE VD name(VD x)                                                                      \
     {                                                                                              \
@@ -129,7 +217,6 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
     }
 
 XENT_DEFINE_VLOG(vlog_f64, vf64, vi64, vu64)
-XENT_DEFINE_VLOG(vlog_f64w, vf64w, vi64w, vu64w)
 
 XENT_INLINE float xent_exp_f32(float x)
 {

@@ -227,11 +227,15 @@ def test_eps_outside_range(name, value, rng):
     _raises(ValueError, "eps", name, args, dict(kw, eps=value))
 
 
-@pytest.mark.parametrize("name", _names_with("eps") + _names_with("label_smoothing"))
-def test_non_numeric_options_are_type_errors(name, rng):
+_FLOAT_OPTS = [(n, o) for o in ("eps", "label_smoothing") for n in _names_with(o)]
+
+
+@pytest.mark.parametrize("value", ["small", "1e-7", b"0.1", [0.1], None])
+@pytest.mark.parametrize("name, opt", _FLOAT_OPTS)
+def test_non_numeric_options_are_type_errors(name, opt, value, rng):
+    """A string (even one that reads as a number), bytes, a list or None is the wrong type."""
     args, kw = _base(name, rng, (4, 3))
-    opt = "eps" if FUNCS[name].has("eps") else "label_smoothing"
-    _raises(TypeError, opt, name, args, dict(kw, **{opt: "small"}))
+    _raises(TypeError, opt, name, args, dict(kw, **{opt: value}))
 
 
 @pytest.mark.parametrize("name", _names_with("weight"))

@@ -150,7 +150,8 @@ def test_thread_count_is_honoured(omp, nt, extra):
 @pytest.mark.compiled_only
 @needs_2_cpus
 def test_threadpoolctl_limits_are_respected():
-    pytest.importorskip("threadpoolctl")
+    import threadpoolctl  # noqa: F401  (in the [test] extra: required, not skipped)
+
     r = _child("threadpoolctl", omp=None, nt=None)
     assert r["limited"] == r["before"], "threadpool_limits(1) was not respected: %s" % r
     assert r["after"] > r["before"], "no worker threads without the limit: %s" % r
@@ -158,7 +159,7 @@ def test_threadpoolctl_limits_are_respected():
 
 @pytest.mark.compiled_only
 def test_threadpoolctl_sees_openmp():
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
     info = threadpoolctl.threadpool_info()
     assert any(i.get("user_api") == "openmp" for i in info), info
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):

@@ -139,3 +139,15 @@ def test_binary_seed_formula():
     np.testing.assert_allclose(losses, exact, rtol=4e-15)
     np.testing.assert_allclose(losses[:3], [0.10536051565782628, 0.2876820724517809,
                                             0.6931471805599453], rtol=4e-15)
+
+
+def test_documented_defaults():
+    # categorical_cross_entropy and binary_cross_entropy clip with eps=1e-7 by default,
+    # cross_entropy does not clip (eps=0); ignore_index=-100; reduction="mean"
+    assert impl.categorical_cross_entropy([[0.0, 1.0]], [0]) == pytest.approx(-math.log(1e-7),
+                                                                             rel=1e-12)
+    assert impl.binary_cross_entropy([0.0], [1.0]) == pytest.approx(-math.log(1e-7), rel=1e-12)
+    assert impl.cross_entropy([[-np.inf, 0.0]], [0]) == np.inf
+    losses = impl.cross_entropy([[1.0, 2.0], [3.0, 1.0]], [-100, 1], reduction="none")
+    assert losses[0] == 0
+    assert impl.cross_entropy([[1.0, 2.0], [3.0, 1.0]], [-100, 1]) == losses[1]

@@ -4,6 +4,7 @@ Each check raises ValueError or TypeError with a message that names the argument
 output is written.  Arrays are turned into what the kernels accept (float32/float64, aligned,
 strides in whole elements) without copying whenever the input already is.
 """
+import numbers
 import operator
 
 import numpy as np
@@ -64,10 +65,9 @@ def reduction_code(reduction):
 
 def real_option(value, name, low, high, high_inclusive):
     """A float option within [low, high] (or [low, high) when not high_inclusive)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
     inside = low <= value <= high if high_inclusive else low <= value < high
     if not inside:
         bracket = "]" if high_inclusive else ")"
@@ -76,6 +76,8 @@ def real_option(value, name, low, high, high_inclusive):
 
 
 def integer_option(value, name):
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
         value = operator.index(value)
     except TypeError:

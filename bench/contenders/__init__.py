@@ -9,6 +9,8 @@ Each family runs in its own worker process (see :mod:`bench.worker`) and its mod
   (results materialised / ``block_until_ready``), returning a ``(loss, grad_or_None)`` pair.
 * ``to_numpy(result) -> (float, ndarray | None)``: the loss and gradient of ``fn()``'s result,
   for the cross-contender sanity check.
+* optionally ``release(data)``: free outputs the library keeps alive between calls (PyTorch's
+  ``.grad``), called before the peak-memory measurement.
 """
 from __future__ import annotations
 
