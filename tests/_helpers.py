@@ -153,7 +153,8 @@ def make_prob_targets(rng, shape, axis, dtype=np.float64, kind="dirichlet"):
     if kind == "onehot":
         C = shape[ax]
         idx = rng.integers(0, C, size=reduced_shape(shape, axis))
-        y = np.moveaxis(np.eye(C)[idx], -1, ax)
+        y = np.zeros(shape)
+        np.put_along_axis(y, np.expand_dims(idx, ax), 1.0, axis=ax)
     elif kind == "dirichlet":
         g = rng.exponential(1.0, size=shape)
         s = g.sum(axis=ax, keepdims=True)

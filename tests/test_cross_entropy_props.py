@@ -10,8 +10,9 @@ import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from _helpers import (assert_unchanged, check_loss_type, check_loss_vs_ref, compute_dtype, impl,
-                      input_scale, make_prob_targets, reduced_shape, snapshot, to_truth, tolerances)
+from _helpers import (LAYOUTS, assert_unchanged, check_loss_type, check_loss_vs_ref, compute_dtype,
+                      impl, input_scale, make_prob_targets, reduced_shape, relayout, snapshot,
+                      to_truth, tolerances)
 from _strategies import (LOGIT_KINDS, PROB_KINDS, REDUCTIONS, class_shapes, class_weights,
                          eps_values, float_dtypes, gen_p, gen_x, ignore_indices, index_targets,
                          seeds, smoothing)
@@ -55,9 +56,11 @@ def _options(data, rng, C, ignore_index, with_smoothing=True, with_eps=True, eps
 
 
 def _check(name, data, x, t, kw, dtype, target_kind, wmax, ysum, scale):
-    snaps = snapshot(x, t, kw.get("weight"))
-    loss = getattr(impl, name)(x, t, **kw)
-    assert_unchanged([x, t, kw.get("weight")], snaps)
+    xl = relayout(x, data.draw(st.sampled_from(LAYOUTS), label="logits layout"))
+    tl = relayout(t, data.draw(st.sampled_from(LAYOUTS), label="targets layout"))
+    snaps = snapshot(xl, tl, kw.get("weight"))
+    loss = getattr(impl, name)(xl, tl, **kw)
+    assert_unchanged([xl, tl, kw.get("weight")], snaps)
     red = kw.get("reduction", "mean")
     axis = kw.get("axis", -1)
     check_loss_type(loss, red, dtype, reduced_shape(x.shape, axis))

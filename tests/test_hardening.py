@@ -582,7 +582,7 @@ def _outside_the_spec(name, args, kwargs):
     return False
 
 
-@settings(max_examples=max(settings.default.max_examples * 4, 200))
+@settings(max_examples=max(settings.default.max_examples * 10, 500))
 @given(garbage_calls())
 def test_garbage_raises_value_or_type_error_or_matches_reference(call):
     name, args, kwargs = call

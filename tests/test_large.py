@@ -5,8 +5,12 @@ and (opt-in, slow) one row of more than 2**31 classes. Batches past 2**31 elemen
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from _helpers import USING_REFERENCE, assert_close, impl, ref, tolerances
+from _helpers import (USING_REFERENCE, assert_close, check_loss_vs_ref, impl, make_prob_targets,
+                      ref, tolerances)
+from _strategies import REDUCTIONS, seeds
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -37,6 +41,38 @@ def test_c_100k_matches_reference(dtype, target_kind, rng):
     rtol, atol = tolerances(dtype, 20.0)
     assert_close(impl.logsumexp(x), ref.logsumexp(x64), rtol, atol)
     assert_close(impl.log_softmax(x), ref.log_softmax(x64), rtol, atol)
+
+
+@settings(max_examples=12)
+@given(data=st.data())
+def test_large_c_properties(data):
+    """Hypothesis over large C (class axis first or last, index or probability targets, options)."""
+    C = data.draw(st.sampled_from([100_000, 65_537, 32_003, 50_257]), label="C")
+    N = data.draw(st.integers(0, 3), label="N")
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]), label="dtype")
+    axis = data.draw(st.sampled_from([-1, 0]), label="axis")
+    rng = np.random.default_rng(data.draw(seeds, label="seed"))
+    shape = (N, C) if axis == -1 else (C, N)
+    x = (rng.standard_normal(shape) * data.draw(st.sampled_from([1.0, 10.0]))).astype(dtype)
+    if data.draw(st.booleans(), label="index targets"):
+        t = rng.integers(0, C, size=N)
+        if N:
+            t[0] = data.draw(st.sampled_from([0, C - 1, -100]))
+        tt = t
+    else:
+        t = make_prob_targets(rng, shape, axis, dtype, data.draw(st.sampled_from(
+            ["onehot", "dirichlet"])))
+        tt = t.astype(np.float64)
+    kw = {"axis": axis, "reduction": data.draw(st.sampled_from(REDUCTIONS))}
+    if data.draw(st.booleans(), label="options"):
+        kw.update(weight=rng.uniform(0.5, 2.0, C), label_smoothing=0.1, eps=1e-6)
+    loss = impl.cross_entropy(x, t, **kw)
+    rtol, atol = tolerances(dtype, 60.0)
+    check_loss_vs_ref("cross_entropy", loss, (x.astype(np.float64), tt), kw, dtype, rtol, atol)
+    loss2, g = impl.cross_entropy_and_grad(x, t, **kw)
+    _, eg = ref.cross_entropy_and_grad(x.astype(np.float64), tt, **kw)
+    assert_close(loss2, loss, rtol, atol * max(1, N))
+    assert_close(g, eg, rtol, atol * 2.0 / max(1, N if kw["reduction"] == "mean" else 1))
 
 
 @pytest.mark.parametrize("scale", [1.0, 4.0])
