@@ -4,7 +4,6 @@ Environment switches:
   XENT_TEST_IMPL=reference   run the semantic tests against xent_fast.reference (self-check of the
                              tests while the compiled package is not there); tests about threads,
                              dispatch, the GIL and hardening are skipped then.
-  XENT_TEST_SLOW=1           also run the tests marked slow (e.g. one row of 2**31 classes).
   HYPOTHESIS_PROFILE=ci|dev|thorough   hypothesis settings (default "dev": 50 examples, random;
                              "ci": 50 examples, derandomized; "thorough": 1000 examples).
 """
@@ -42,18 +41,11 @@ def pytest_configure(config):
                                        "XENT_TEST_IMPL=reference)")
 
 
-    config.addinivalue_line("markers", "slow: takes tens of seconds; runs with XENT_TEST_SLOW=1")
-
-
 def pytest_collection_modifyitems(config, items):
     skip_ref = pytest.mark.skip(reason="XENT_TEST_IMPL=reference: only semantic tests run")
-    skip_slow = pytest.mark.skip(reason="slow: set XENT_TEST_SLOW=1 to run")
-    run_slow = os.environ.get("XENT_TEST_SLOW", "") not in ("", "0")
     for item in items:
         if _helpers.USING_REFERENCE and "compiled_only" in item.keywords:
             item.add_marker(skip_ref)
-        if not run_slow and "slow" in item.keywords:
-            item.add_marker(skip_slow)
 
 
 @pytest.fixture(scope="session")

@@ -268,6 +268,21 @@ def test_threads_racing_on_the_very_first_call():
         "exit %d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr[-4000:]))
 
 
+@pytest.mark.parametrize("name", [n for n in ALL_NAMES if FUNCS[n].grad])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_empty_batch_with_grad_loss(name, reduction):
+    """An empty batch with an (empty or scalar) upstream gradient: nothing may be read from the
+    empty arrays (found by the sanitizer run: a read of grad_loss[0] past a 0-element buffer)."""
+    rng = np.random.default_rng(3)
+    args, kwargs = make_case(name, rng, (0, 8), reduction=reduction)
+    loss_shape = (0, 8) if FUNCS[name].family in ("bce", "bcel") else (0,)
+    kwargs["grad_loss"] = np.ones(loss_shape) if reduction == "none" else 2.0
+    loss, grad = _call(name, args, kwargs)
+    rloss, rgrad = _call(name, args, kwargs, module=ref)
+    assert_close(loss, rloss, 0, 0, "loss")
+    assert grad.shape == rgrad.shape == (0, 8)
+
+
 # ----------------------------------------------------------------------------------------------
 # past 2**31 elements
 # ----------------------------------------------------------------------------------------------

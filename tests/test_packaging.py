@@ -119,7 +119,8 @@ def test_every_public_name_has_a_numpydoc_docstring():
         if inspect.signature(obj).parameters:
             assert re.search(r"^Parameters\n-{10}", doc, re.M), "%s: no Parameters section" % name
             for p in inspect.signature(obj).parameters:
-                assert re.search(r"^%s\b" % re.escape(p), doc, re.M), (
+                # numpydoc: "name : type" or several names sharing one entry, "a, b : type"
+                assert re.search(r"^(\w+, )*%s\b" % re.escape(p), doc, re.M), (
                     "%s does not document its parameter %r" % (name, p))
         if not inspect.isclass(obj):  # a class documents its constructor, which returns None
             assert re.search(r"^Returns\n-------", doc, re.M) or name == "isa", (
