@@ -14,6 +14,8 @@ are excluded) and including the result the call returns:
   the ``ru_maxrss`` delta, which can only under-count (``rss_method`` says which was used).
 
 ``peak_bytes`` is the larger of the two: a conservative figure for "extra memory of one call".
+Limit: an allocator that keeps freed blocks in a cache of its own (XLA's at small sizes, seen here)
+reuses pages that are already resident, which neither view sees; the peers' figures are lower bounds.
 """
 from __future__ import annotations
 
