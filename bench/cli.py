@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=float, metavar="S", help="warm-up seconds per contender (0.1; quick 0.03)")
     p.add_argument("--roofline-mb", type=int, metavar="MB", help="roofline array size (512; quick 256)")
     p.add_argument("--roofline-repeats", type=int, metavar="K", help="roofline best-of-K (7; quick 4)")
+    p.add_argument("--speedup-stat", choices=("median", "best"), default="median",
+                   help="time statistic of the speed-up columns and plot (default median; best-of-k is "
+                        "more robust on a busy machine)")
     p.add_argument("--seed", type=int, default=0, help="input data seed (default 0)")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                    help="results file (default bench/results/latest.json)")
@@ -145,7 +148,8 @@ def main(argv=None) -> int:
     cfg = config_from_args(args)
     t0 = time.time()
     doc = run(cfg)
-    doc["speedups"] = speedups(doc["results"])
+    doc["speedups"] = speedups(doc["results"], args.speedup_stat)
+    doc["meta"]["speedup_stat"] = args.speedup_stat
     if not args.no_plot:
         note = plot_speedups(doc, args.plot)
         doc["notes"].append(note if note else f"plot: {_shown(args.plot)}")

@@ -39,7 +39,7 @@ def plot_speedups(doc, path: str):
         ax.axhline(2, color="black", linewidth=0.8, linestyle="--", label="2x")
         ax.set_xticks(range(len(entries)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("speed-up of xent_fast (median time ratio)")
+        ax.set_ylabel(f"speed-up of xent_fast ({entries[0].get('stat', 'median')} time ratio)")
         ax.set_title(f"cross_entropy {mode}")
         ax.legend(fontsize=8)
     meta = doc["meta"]

@@ -66,9 +66,10 @@ def header(doc) -> str:
         lines.append(f"Roofline (NumPy, same run): read {roof['read_gbps']:.1f} GB/s "
                      f"(1 thread {roof['read_1t_gbps']:.1f}, 2 threads {roof['read_2t_gbps']:.1f}), "
                      f"copy read+write {roof['copy_gbps']:.1f} GB/s.")
+    stat = {"best": "best-of-k times"}.get(meta.get("speedup_stat"), "medians")
     lines.append("Times: median (best-of-k) ms per call. GB/s = logits bytes read (+ gradient bytes written "
                  "for fwd+grad) / best time; % roofline vs the read (fwd) or copy (fwd+grad) roofline. "
-                 "Speed-ups from medians; best peer = faster of PyTorch and JAX.")
+                 f"Speed-ups from {stat}; best peer = faster of PyTorch and JAX.")
     return "\n".join(lines)
 
 
