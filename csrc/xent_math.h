@@ -174,9 +174,12 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 /* exp(x) for the terms of a sum that holds a 1 (x = x_j - max <= 0): results below 2^-126
  * (2^-1022) count for nothing next to that 1, so the input is clamped there, 2^k is built in one
  * step (the shifter's own bits shift out), and -inf gives a negligible 1e-38 (1e-308), not 0. */
+#define XENT_EXP_TERM_FLOOR_F32 -87.0f
+#define XENT_EXP_TERM_FLOOR_F64 -708.0
+
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
 {
-    x = vmax_f32((vf32){0} - 87.0f, x);
+    x = vmax_f32((vf32){0} + XENT_EXP_TERM_FLOOR_F32, x);
     vu32 kbits;
     vf32 p = vexp_poly_f32(vexp_reduce_f32(x, &kbits));
     return p * (vf32)((kbits << 23) + (127u << 23));
@@ -184,7 +187,7 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
 {
-    x = vmax_f64((vf64){0} - 708.0, x);
+    x = vmax_f64((vf64){0} + XENT_EXP_TERM_FLOOR_F64, x);
     vu64 kbits;
     vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
     return p * (vf64)((kbits << 52) + (1023ull << 52));

@@ -262,8 +262,13 @@ def test_threads_racing_on_the_very_first_call():
             assert s2.tobytes() == sm.tobytes() and i2 == isa
         print("ok")
     """)
+    # the child imports the very package under test (an in-place build found through the
+    # parent's cwd as well as an installed one)
+    env = dict(os.environ)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(impl.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in [env.get("PYTHONPATH")] if p])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, cwd=os.path.dirname(os.path.abspath(__file__)))
+                          timeout=300, cwd=os.path.dirname(os.path.abspath(__file__)), env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (
         "exit %d\n%s\n%s" % (proc.returncode, proc.stdout, proc.stderr[-4000:]))
 
