@@ -374,7 +374,10 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
 
 
 def softmax(x, axis=-1, *, out=None, num_threads=None):
-    """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
+    """Softmax along ``axis``: ``exp(log_softmax(x))``, i.e. ``exp(x - max) / sum(exp(x - max))``.
+
+    A slice holding ``+inf`` gives 0 at its finite entries and NaN at the infinite ones (the
+    exponential of :func:`log_softmax`'s ``-inf`` and NaN there).
 
     Parameters and return value as :func:`log_softmax`.
     """
@@ -382,8 +385,7 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
 
 
 def _softmax_last(x):
-    e = np.exp(_shift_by_max(x)[0])
-    return e / np.sum(e, axis=-1, keepdims=True)
+    return np.exp(_log_softmax_last(x))
 
 
 def logsumexp(x, axis=-1, *, num_threads=None):
