@@ -464,7 +464,7 @@ def test_categorical_cross_entropy_grad_fd(kind, weight, s, eps, reduction):
         assert (grad[1] == 0).all()
 
 
-@pytest.mark.parametrize("weight, eps, reduction", itertools.product(
+@pytest.mark.parametrize("weight, eps, reduction", list(itertools.product(
     [None, "row", "full"], [0.0, 1e-7, 0.05], ["mean", "sum", "none"]))
 def test_binary_cross_entropy_grad_fd(weight, eps, reduction):
     rng = np.random.default_rng(13)
@@ -480,7 +480,7 @@ def test_binary_cross_entropy_grad_fd(weight, eps, reduction):
         assert grad[0, 0] == 0 and grad[2, 1] == 0
 
 
-@pytest.mark.parametrize("weight, pos_weight, reduction", itertools.product(
+@pytest.mark.parametrize("weight, pos_weight, reduction", list(itertools.product(
     [None, "full"], [None, "last"], ["mean", "sum", "none"]))
 def test_binary_cross_entropy_with_logits_grad_fd(weight, pos_weight, reduction):
     rng = np.random.default_rng(14)
