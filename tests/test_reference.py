@@ -465,7 +465,7 @@ def test_categorical_cross_entropy_grad_fd(kind, weight, s, eps, reduction):
 
 
 @pytest.mark.parametrize("weight, eps, reduction", list(itertools.product(
-    [None, "row", "full"], [0.0, 1e-7, 0.05], ["mean", "sum", "none"]))
+    [None, "row", "full"], [0.0, 1e-7, 0.05], ["mean", "sum", "none"])))
 def test_binary_cross_entropy_grad_fd(weight, eps, reduction):
     rng = np.random.default_rng(13)
     p = rng.uniform(0.1, 0.9, size=(3, 2))
@@ -481,7 +481,7 @@ def test_binary_cross_entropy_grad_fd(weight, eps, reduction):
 
 
 @pytest.mark.parametrize("weight, pos_weight, reduction", list(itertools.product(
-    [None, "full"], [None, "last"], ["mean", "sum", "none"]))
+    [None, "full"], [None, "last"], ["mean", "sum", "none"])))
 def test_binary_cross_entropy_with_logits_grad_fd(weight, pos_weight, reduction):
     rng = np.random.default_rng(14)
     x = rng.normal(scale=3, size=(2, 3, 3))
