@@ -180,20 +180,20 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
 {
     /* exp(x) = 2^k 2^f, k = round(x log2(e)), f in [-1/2, 1/2]: one rounding of x log2(e) costs
-     * |x| 6e-8 relative, which only terms far below the row's 1 can reach.  2^f by a degree-6
-     * polynomial fitted for relative error (1e-7 in float32). */
+     * |x| 6e-8 relative, which only terms far below the row's 1 can reach.  2^f by a degree-5
+     * polynomial fitted for relative error (2e-7 in float32) with p(0) = 1 exactly, so that the
+     * row's largest term, exp(0), is exact and a confident row's loss keeps its digits. */
     x = vmax_f32((vf32){0} + XENT_EXP_TERM_FLOOR_F32, x);
     const float shifter = 12582912.0f, log2e = 1.44269504088896341f;
     vf32 kf = x * log2e + shifter;
     vf32 scale = (vf32)(((vu32)kf << 23) + (127u << 23)); /* the shifter's own bits shift out */
     kf -= shifter;
     vf32 f = x * log2e - kf;
-    vf32 p = (vf32){0} + 1.5345810970757157e-4f;
-    p = p * f + 1.3399930903688073e-3f;
-    p = p * f + 9.6184890717267990e-3f;
-    p = p * f + 5.5503286421298980e-2f;
-    p = p * f + 2.4022646248340607e-1f;
-    p = p * f + 6.9314718246459960e-1f;
+    vf32 p = (vf32){0} + 1.326472731307149e-3f;
+    p = p * f + 9.671512991189957e-3f;
+    p = p * f + 5.550733581185341e-2f;
+    p = p * f + 2.4022242426872253e-1f;
+    p = p * f + 6.931470036506653e-1f;
     p = p * f + 1.0f;
     return p * scale;
 }
