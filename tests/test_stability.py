@@ -235,3 +235,19 @@ def test_empty_softmax_family():
     assert impl.softmax(x).shape == (0, 5)
     assert impl.logsumexp(x).shape == (0,)
     assert impl.logsumexp(np.zeros((3, 0, 4)), axis=-1).shape == (3, 0)
+
+
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("C", [3, 10, 100, 1000, 32000])
+def test_confident_rows_keep_their_digits_in_float32(C, rng):
+    """A confident row's loss is the sum of its small terms, ~1e-2 to 1e-5 here: summing the
+    exponentials in float32 lanes next to the row's exp(0) = 1 would lose most of it.  Truth: the
+    float64 log1p of the small terms of the same float32 logits."""
+    N = max(8, 50_000 // C)
+    x = rng.standard_normal((N, C)).astype(np.float32)
+    x[:, 0] += np.linspace(5, 12, N, dtype=np.float32)
+    t = np.zeros(N, dtype=np.int64)
+    z = x.astype(np.float64) - x.max(axis=1, keepdims=True).astype(np.float64)
+    truth = np.log1p(np.exp(z[:, 1:]).sum(axis=1))   # class 0 holds each row's max
+    got = impl.cross_entropy(x, t, reduction="none").astype(np.float64)
+    np.testing.assert_allclose(got, truth, rtol=1e-6)
