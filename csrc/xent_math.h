@@ -179,23 +179,19 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
 {
-    /* exp(x) = 2^k 2^f, k = round(x log2(e)), f in [-1/2, 1/2]: one rounding of x log2(e) costs
-     * |x| 6e-8 relative, which only terms far below the row's 1 can reach.  2^f by a degree-5
+    /* The same Cody-Waite reduction as vexp_f32 (exact also without FMA), then exp(r) by a degree-5
      * polynomial fitted for relative error (2e-7 in float32) with p(0) = 1 exactly, so that the
      * row's largest term, exp(0), is exact and a confident row's loss keeps its digits. */
     x = vmax_f32((vf32){0} + XENT_EXP_TERM_FLOOR_F32, x);
-    const float shifter = 12582912.0f, log2e = 1.44269504088896341f;
-    vf32 kf = x * log2e + shifter;
-    vf32 scale = (vf32)(((vu32)kf << 23) + (127u << 23)); /* the shifter's own bits shift out */
-    kf -= shifter;
-    vf32 f = x * log2e - kf;
-    vf32 p = (vf32){0} + 1.326472731307149e-3f;
-    p = p * f + 9.671512991189957e-3f;
-    p = p * f + 5.550733581185341e-2f;
-    p = p * f + 2.4022242426872253e-1f;
-    p = p * f + 6.931470036506653e-1f;
-    p = p * f + 1.0f;
-    return p * scale;
+    vu32 kbits;
+    vf32 r = vexp_reduce_f32(x, &kbits);
+    vf32 p = (vf32){0} + 8.290315046906471e-3f;
+    p = p * r + 4.189793020486832e-2f;
+    p = p * r + 1.666763573884964e-1f;
+    p = p * r + 4.999915063381195e-1f;
+    p = p * r + 9.999997019767761e-1f;
+    p = p * r + 1.0f;
+    return p * (vf32)((kbits << 23) + (127u << 23)); /* the shifter's own bits shift out */
 }
 
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
