@@ -84,7 +84,8 @@ extension = Extension(
     include_dirs=["csrc", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
-             "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc"],
+             "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc",
+             "csrc/tiles.inc"],
 )
 
 setup(

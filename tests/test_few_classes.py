@@ -1,0 +1,95 @@
+"""Few classes (DESIGN.md section 5): the loop that puts one row per vector lane, turning rows into
+class-major tiles by lane permutes (a handful of classes), register transposes (more) or copies
+(class axis not contiguous), must give the reference's losses and gradients for every class count
+it takes (1 to 48, and just above), with full groups of rows and a partial last group, contiguous
+and strided rows, weights, ignored rows, every reduction, and a gradient written over the logits.
+Expected values come from xent_fast.reference in float64."""
+
+import numpy as np
+import pytest
+
+from _helpers import assert_close, impl, ref, tolerances
+
+# 1..17 covers every permute and transpose width on every ISA (4, 8 or 16 float32 lanes); then one
+# and two full transposes plus a partial one, the switch to the one-row-at-a-time loop, and beyond.
+CLASS_COUNTS = list(range(1, 18)) + [23, 31, 32, 33, 37, 47, 48, 49, 64]
+ROWS = 16 * 3 + 5  # three full groups of 16 rows and a partial one
+
+
+def _logits(rng, n_rows, n_class, dtype, layout):
+    x = rng.standard_normal((n_rows, n_class)) * 3
+    if layout == "row_strided":  # each row's classes contiguous, rows further apart
+        parent = np.full((n_rows, n_class + 3), np.nan, dtype=dtype)
+        parent[:, :n_class] = x
+        return parent[:, :n_class]
+    if layout == "class_strided":
+        return np.asfortranarray(x).astype(dtype, order="F")
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "row_strided", "class_strided"])
+@pytest.mark.parametrize("n_class", CLASS_COUNTS)
+def test_every_class_count_matches_reference(n_class, layout, dtype, rng):
+    x = _logits(rng, ROWS, n_class, dtype, layout)
+    t = rng.integers(0, n_class, size=ROWS)
+    t[[2, 20, 51]] = -100  # ignored rows in full and partial groups
+    w = rng.uniform(0.5, 2.0, n_class)
+    x64 = np.asarray(x, dtype=np.float64)
+    rtol, atol = tolerances(dtype, 10.0)
+    for weight in (None, w):
+        for reduction in ("none", "mean", "sum"):
+            kw = dict(weight=weight, reduction=reduction)
+            want_loss, want_grad = ref.cross_entropy_and_grad(x64, t, **kw)
+            assert_close(impl.cross_entropy(x, t, **kw), want_loss, rtol, atol * ROWS,
+                         "loss, %d classes" % n_class)
+            loss, grad = impl.cross_entropy_and_grad(x, t, **kw)
+            assert_close(loss, want_loss, rtol, atol * ROWS, "fused loss, %d classes" % n_class)
+            assert_close(grad, want_grad, rtol, atol, "gradient, %d classes" % n_class)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_class", [2, 3, 5, 6, 10, 16, 17, 37])
+def test_gradient_over_the_logits(n_class, dtype, rng):
+    x = (rng.standard_normal((ROWS, n_class)) * 3).astype(dtype)
+    t = rng.integers(0, n_class, size=ROWS)
+    want_loss, want_grad = ref.cross_entropy_and_grad(x.astype(np.float64), t)
+    xi = x.copy()
+    loss, grad = impl.cross_entropy_and_grad(xi, t, out=xi)
+    assert grad is xi
+    rtol, atol = tolerances(dtype, 10.0)
+    assert_close(grad, want_grad, rtol, atol, "in place, %d classes" % n_class)
+    assert_close(loss, want_loss, rtol, atol * ROWS, "in place loss, %d classes" % n_class)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_class", [3, 10, 37])
+def test_confident_rows_keep_their_tiny_gradient(n_class, dtype):
+    """A row whose target logit leads by 20 has p_t - 1 of about -exp(-20) * (C - 1) ~ -1e-8;
+    computed as p_t - 1 in float32 it would round to 0 or to a multiple of float32's epsilon."""
+    x = np.zeros((ROWS, n_class))
+    t = np.arange(ROWS) % n_class
+    x[np.arange(ROWS), t] = 20.0
+    want_loss, want_grad = ref.cross_entropy_and_grad(x, t, reduction="sum")
+    loss, grad = impl.cross_entropy_and_grad(x.astype(dtype), t, reduction="sum")
+    on_target = grad[np.arange(ROWS), t].astype(np.float64)
+    np.testing.assert_allclose(on_target, want_grad[np.arange(ROWS), t], rtol=1e-5)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+
+
+def test_rows_with_inf_and_nan_inside_full_groups(rng):
+    """Irregular rows in a group of otherwise regular ones: each gets the reference's values and
+    leaves its neighbours alone."""
+    for n_class in (3, 10, 37):
+        x = rng.standard_normal((ROWS, n_class)).astype(np.float32)
+        t = rng.integers(0, n_class, size=ROWS)
+        x[1, 0] = np.inf
+        x[17, :] = -np.inf
+        x[18, n_class - 1] = np.nan
+        with np.errstate(all="ignore"):
+            want_loss, want_grad = ref.cross_entropy_and_grad(x.astype(np.float64), t,
+                                                              reduction="none")
+            loss, grad = impl.cross_entropy_and_grad(x, t, reduction="none")
+        rtol, atol = tolerances(np.float32, 10.0)
+        assert_close(loss, want_loss, rtol, atol, "%d classes" % n_class)
+        assert_close(grad, want_grad, rtol, atol, "%d classes" % n_class)
