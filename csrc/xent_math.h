@@ -191,7 +191,14 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
     p = p * r + 4.999915063381195e-1f;
     p = p * r + 9.999997019767761e-1f;
     p = p * r + 1.0f;
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+    /* p * 2^k in one instruction (vscalefps), the same correctly rounded product; k comes back
+     * from the shifter's low bits as the float k = (shifter + k) - shifter. */
+    const vf32 kf = (vf32)kbits - 12582912.0f;
+    return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
+#else
     return p * (vf32)((kbits << 23) + (127u << 23)); /* the shifter's own bits shift out */
+#endif
 }
 
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
@@ -199,7 +206,12 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
     x = vmax_f64((vf64){0} + XENT_EXP_TERM_FLOOR_F64, x);
     vu64 kbits;
     vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+    const vf64 kd = (vf64)kbits - 6755399441055744.0;
+    return (vf64)_mm512_scalef_pd((__m512d)p, (__m512d)kd);
+#else
     return p * (vf64)((kbits << 52) + (1023ull << 52));
+#endif
 }
 
 /* Float64 log of positive, normal, finite x within 1 ulp: fdlibm's e_log.c reduction
