@@ -12,8 +12,8 @@ from _helpers import assert_close, impl, ref, tolerances
 
 # 1..17 covers every permute and transpose width on every ISA (4, 8 or 16 float32 lanes); then one
 # and two full transposes plus a partial one, and both sides of each ISA's switch to the
-# one-row-at-a-time loop (16 and 48 classes with a gradient, 48 and 128 without).
-CLASS_COUNTS = list(range(1, 18)) + [23, 31, 32, 33, 37, 47, 48, 49, 64, 100, 128, 129]
+# one-row-at-a-time loop (16 and 72 classes with a gradient, 48 and 128 without).
+CLASS_COUNTS = list(range(1, 18)) + [23, 31, 32, 33, 37, 47, 48, 49, 64, 72, 73, 100, 128, 129]
 ROWS = 16 * 3 + 5  # three full groups of 16 rows and a partial one
 
 
