@@ -179,7 +179,6 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 #define XENT_EXP_TERM_FLOOR_F32 -87.0f
 #define XENT_EXP_TERM_FLOOR_F64 -708.0
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-#define XENT_EXP_TERM_EXACT_ZERO 1
 #define XENT_EXP_TERM_CLAMP_F32 -110.0f /* exp(-110) < 2^-151: rounds to 0 */
 #define XENT_EXP_TERM_CLAMP_F64 -750.0  /* exp(-750) < 2^-1076: rounds to 0 */
 #else
