@@ -67,6 +67,102 @@ XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return vsel_f64(a > b, a, b); }
 XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return vsel_f64(a < b, a, b); }
 #endif
 
+/* Each of VLEN vectors reduced to one lane: lane l of the result is the max (or the sum) of v[l]'s
+ * lanes.  One transposing tree does it for all VLEN vectors: each step halves the lanes a vector
+ * spends on each row by combining two vectors' halves, so VLEN rows take VLEN - 1 two-shuffle steps
+ * instead of VLEN separate trees (and their latency chains).  The steps leave the rows in a shuffled
+ * lane order, so the vectors go in in the order that undoes it (the `slot` tables).  Without a
+ * cheap cross-lane shuffle (baseline, generic), each vector is reduced on its own. */
+enum { XENT_EACH_MAX, XENT_EACH_SUM };
+
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+#define XENT_EACHOP_PS(op, a, b) ((op) == XENT_EACH_MAX ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b))
+#define XENT_EACHOP_PD(op, a, b) ((op) == XENT_EACH_MAX ? _mm512_max_pd(a, b) : _mm512_add_pd(a, b))
+XENT_INLINE vf32 vreduce_each_f32(const vf32 v[16], int op)
+{
+    static const int slot[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+    __m512 t[8], u[4], w[2];
+    for (int i = 0; i < 8; i++) { /* 256-bit halves: lanes 0-7 one row, 8-15 the next */
+        const __m512 a = (__m512)v[slot[2 * i]], b = (__m512)v[slot[2 * i + 1]];
+        t[i] = XENT_EACHOP_PS(op, _mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    }
+    for (int i = 0; i < 4; i++) /* 128-bit quarters: a row each */
+        u[i] = XENT_EACHOP_PS(op, _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                              _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+    for (int i = 0; i < 2; i++) /* pairs of lanes */
+        w[i] = XENT_EACHOP_PS(op, _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+                              _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+    return (vf32)XENT_EACHOP_PS(op, _mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+}
+
+XENT_INLINE vf64 vreduce_each_f64(const vf64 v[8], int op)
+{
+    static const int slot[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    __m512d t[4], u[2];
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = (__m512d)v[slot[2 * i]], b = (__m512d)v[slot[2 * i + 1]];
+        t[i] = XENT_EACHOP_PD(op, _mm512_shuffle_f64x2(a, b, 0x44), _mm512_shuffle_f64x2(a, b, 0xEE));
+    }
+    for (int i = 0; i < 2; i++)
+        u[i] = XENT_EACHOP_PD(op, _mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0x88),
+                              _mm512_shuffle_f64x2(t[2 * i], t[2 * i + 1], 0xDD));
+    return (vf64)XENT_EACHOP_PD(op, _mm512_unpacklo_pd(u[0], u[1]), _mm512_unpackhi_pd(u[0], u[1]));
+}
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__AVX__)
+#define XENT_EACHOP_PS(op, a, b) ((op) == XENT_EACH_MAX ? _mm256_max_ps(a, b) : _mm256_add_ps(a, b))
+#define XENT_EACHOP_PD(op, a, b) ((op) == XENT_EACH_MAX ? _mm256_max_pd(a, b) : _mm256_add_pd(a, b))
+XENT_INLINE vf32 vreduce_each_f32(const vf32 v[8], int op)
+{
+    static const int slot[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    __m256 t[4], u[2];
+    for (int i = 0; i < 4; i++) {
+        const __m256 a = (__m256)v[slot[2 * i]], b = (__m256)v[slot[2 * i + 1]];
+        t[i] = XENT_EACHOP_PS(op, _mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    }
+    for (int i = 0; i < 2; i++)
+        u[i] = XENT_EACHOP_PS(op, _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0x44),
+                              _mm256_shuffle_ps(t[2 * i], t[2 * i + 1], 0xEE));
+    return (vf32)XENT_EACHOP_PS(op, _mm256_shuffle_ps(u[0], u[1], 0x88), _mm256_shuffle_ps(u[0], u[1], 0xDD));
+}
+
+XENT_INLINE vf64 vreduce_each_f64(const vf64 v[4], int op)
+{
+    static const int slot[4] = {0, 2, 1, 3};
+    __m256d t[2];
+    for (int i = 0; i < 2; i++) {
+        const __m256d a = (__m256d)v[slot[2 * i]], b = (__m256d)v[slot[2 * i + 1]];
+        t[i] = XENT_EACHOP_PD(op, _mm256_permute2f128_pd(a, b, 0x20), _mm256_permute2f128_pd(a, b, 0x31));
+    }
+    return (vf64)XENT_EACHOP_PD(op, _mm256_unpacklo_pd(t[0], t[1]), _mm256_unpackhi_pd(t[0], t[1]));
+}
+#else
+XENT_INLINE vf32 vreduce_each_f32(const vf32 v[VLEN_F32], int op)
+{
+    vf32 out;
+    for (int l = 0; l < VLEN_F32; l++) {
+        vf32 x = v[l];
+        for (int w = VLEN_F32 / 2; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++)
+                x[k] = op == XENT_EACH_MAX ? (x[k + w] > x[k] ? x[k + w] : x[k]) : x[k] + x[k + w];
+        out[l] = x[0];
+    }
+    return out;
+}
+
+XENT_INLINE vf64 vreduce_each_f64(const vf64 v[VLEN_F64], int op)
+{
+    vf64 out;
+    for (int l = 0; l < VLEN_F64; l++) {
+        vf64 x = v[l];
+        for (int w = VLEN_F64 / 2; w >= 1; w /= 2)
+            for (int k = 0; k < w; k++)
+                x[k] = op == XENT_EACH_MAX ? (x[k + w] > x[k] ? x[k + w] : x[k]) : x[k] + x[k + w];
+        out[l] = x[0];
+    }
+    return out;
+}
+#endif
+
 /* lo/hi += e with e's lanes widened to double: float32 lanes go half into lo, half into hi (the
  * x86 forms convert each half in one instruction; the generic conversion goes lane by lane). */
 XENT_INLINE void vwiden_add_f32(vf64 *lo, vf64 *hi, vf32 e)
@@ -207,6 +303,28 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
     return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
 #else
     return p * (vf32)((kbits << 23) + (127u << 23)); /* the shifter's own bits shift out */
+#endif
+}
+
+/* vexp_term_f32 for terms that are only summed (forward passes): with FMA, x - k ln2 in one step,
+ * one multiply-add fewer (the exp-sum loop is bound by them: 8% faster).  ln2 then carries its
+ * float32 rounding error, 1.9e-9 k: at most 4e-7 relative error in the deepest terms (k near -150),
+ * the ones that weigh least in a sum; kept values (softmax, gradients) take vexp_term_f32. */
+XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
+{
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+    x = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32, x);
+    const vf32 kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    const vf32 r = (vf32)_mm512_fnmadd_ps((__m512)kf, _mm512_set1_ps(0.693147180559945309f), (__m512)x);
+    vf32 p = (vf32){0} + 8.290315046906471e-3f;
+    p = p * r + 4.189793020486832e-2f;
+    p = p * r + 1.666763573884964e-1f;
+    p = p * r + 4.999915063381195e-1f;
+    p = p * r + 9.999997019767761e-1f;
+    p = p * r + 1.0f;
+    return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
+#else
+    return vexp_term_f32(x);
 #endif
 }
 

@@ -1,9 +1,10 @@
 """Few classes (DESIGN.md section 5): the loop that puts one row per vector lane, turning rows into
 class-major tiles by lane permutes (a handful of classes), register transposes (more) or copies
-(class axis not contiguous), must give the reference's losses and gradients for every class count
-it takes (1 to 48, and just above), with full groups of rows and a partial last group, contiguous
-and strided rows, weights, ignored rows, every reduction, and a gradient written over the logits.
-Expected values come from xent_fast.reference in float64."""
+(class axis not contiguous), and the row loop that takes VLEN rows at a time above it, must give
+the reference's losses and gradients for every class count they take (1 to 80, and just above),
+with full groups of rows and a partial last group, contiguous and strided rows, weights, ignored
+rows, every reduction, and a gradient written over the logits.  Expected values come from
+xent_fast.reference in float64."""
 
 import numpy as np
 import pytest
@@ -11,9 +12,11 @@ import pytest
 from _helpers import assert_close, impl, ref, tolerances
 
 # 1..17 covers every permute and transpose width on every ISA (4, 8 or 16 float32 lanes); then one
-# and two full transposes plus a partial one, and both sides of each ISA's switch to the
-# one-row-at-a-time loop (16 and 72 classes with a gradient, 48 and 128 without).
-CLASS_COUNTS = list(range(1, 18)) + [23, 31, 32, 33, 37, 47, 48, 49, 64, 72, 73, 100, 128, 129]
+# and two full transposes plus a partial one, both sides of each ISA's switch to the row loop
+# (kernels.inc: AVX-512 float32 30 classes with a gradient, 80 without, float64 20; elsewhere 16
+# and 40), and both sides of the row loop's switch from VLEN rows at a time to one (1024).
+CLASS_COUNTS = list(range(1, 18)) + [20, 21, 23, 30, 31, 32, 33, 37, 40, 41, 47, 48, 49, 64, 72,
+                                     73, 80, 81, 100, 128, 129, 200, 1024, 1025]
 ROWS = 16 * 3 + 5  # three full groups of 16 rows and a partial one
 
 
@@ -50,7 +53,7 @@ def test_every_class_count_matches_reference(n_class, layout, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_class", [2, 3, 5, 6, 10, 16, 17, 37])
+@pytest.mark.parametrize("n_class", [2, 3, 5, 6, 10, 16, 17, 37, 100])
 def test_gradient_over_the_logits(n_class, dtype, rng):
     x = (rng.standard_normal((ROWS, n_class)) * 3).astype(dtype)
     t = rng.integers(0, n_class, size=ROWS)
@@ -64,7 +67,7 @@ def test_gradient_over_the_logits(n_class, dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_class", [3, 10, 37])
+@pytest.mark.parametrize("n_class", [3, 10, 37, 100])
 def test_confident_rows_keep_their_tiny_gradient(n_class, dtype):
     """A row whose target logit leads by 20 has p_t - 1 of about -exp(-20) * (C - 1) ~ -1e-8;
     computed as p_t - 1 in float32 it would round to 0 or to a multiple of float32's epsilon."""
@@ -81,7 +84,7 @@ def test_confident_rows_keep_their_tiny_gradient(n_class, dtype):
 def test_rows_with_inf_and_nan_inside_full_groups(rng):
     """Irregular rows in a group of otherwise regular ones: each gets the reference's values and
     leaves its neighbours alone."""
-    for n_class in (3, 10, 37):
+    for n_class in (3, 10, 37, 100, 300):
         x = rng.standard_normal((ROWS, n_class)).astype(np.float32)
         t = rng.integers(0, n_class, size=ROWS)
         x[1, 0] = np.inf
