@@ -396,6 +396,31 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
 
 XENT_DEFINE_VLOG(vlog_f64, vf64, vi64, vu64)
 
+/* Float32 log of positive, normal, finite x within 2 ulp, without a division: the same reduction
+ * x = 2^e m, m in [sqrt(1/2), sqrt(2)), then Cephes logf's degree-9 polynomial in f = m - 1. */
+XENT_INLINE vf32 vlog_f32(vf32 x)
+{
+    const vu32 bits = (vu32)x;
+    vi32 e = (vi32)(bits >> 23) - 127;
+    vf32 m = (vf32)((bits & 0x007FFFFFu) | 0x3F800000u);
+    const vi32 big = m > 1.41421356f;
+    m = vsel_f32(big, m * 0.5f, m);
+    e = e - big; /* big is -1 where m was halved */
+    const vf32 ef = __builtin_convertvector(e, vf32);
+    const vf32 f = m - 1.0f, z = f * f;
+    vf32 y = (vf32){0} + 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z + ef * -2.12194440e-4f - 0.5f * z;
+    return (f + y) + ef * 0.693359375f;
+}
+
 XENT_INLINE float xent_exp_f32(float x)
 {
     vf32 v = {x};
