@@ -67,6 +67,32 @@ XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return vsel_f64(a > b, a, b); }
 XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return vsel_f64(a < b, a, b); }
 #endif
 
+/* True when any lane of a comparison result (all ones or zeros per lane) is set: one test
+ * instruction where the ISA has it, instead of a loop over extracted lanes. */
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+XENT_INLINE int vany_i32(vi32 m) { return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0; }
+XENT_INLINE int vany_i64(vi64 m) { return _mm512_test_epi64_mask((__m512i)m, (__m512i)m) != 0; }
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__AVX__)
+XENT_INLINE int vany_i32(vi32 m) { return !_mm256_testz_si256((__m256i)m, (__m256i)m); }
+XENT_INLINE int vany_i64(vi64 m) { return !_mm256_testz_si256((__m256i)m, (__m256i)m); }
+#elif defined(__x86_64__) && XENT_VBYTES == 16
+XENT_INLINE int vany_i32(vi32 m) { return _mm_movemask_epi8((__m128i)m) != 0; }
+XENT_INLINE int vany_i64(vi64 m) { return _mm_movemask_epi8((__m128i)m) != 0; }
+#else
+XENT_INLINE int vany_i32(vi32 m)
+{
+    int32_t any = 0;
+    for (int l = 0; l < VLEN_F32; l++) any |= m[l];
+    return any != 0;
+}
+XENT_INLINE int vany_i64(vi64 m)
+{
+    int64_t any = 0;
+    for (int l = 0; l < VLEN_F64; l++) any |= m[l];
+    return any != 0;
+}
+#endif
+
 /* Each of VLEN vectors reduced to one lane: lane l of the result is the max (or the sum) of v[l]'s
  * lanes.  One transposing tree does it for all VLEN vectors: each step halves the lanes a vector
  * spends on each row by combining two vectors' halves, so VLEN rows take VLEN - 1 two-shuffle steps
