@@ -20,7 +20,7 @@ DEFAULT_PLOT = os.path.join(HERE, "results", "speedups.png")
 
 # (default run, --quick) settings; an explicit option overrides either.
 PROFILES = {
-    "rounds": (3, 1), "budget": (1.5, 0.3), "min_samples": (3, 3), "reference_samples": (3, 1),
+    "rounds": (6, 2), "budget": (1.5, 0.3), "min_samples": (3, 3), "reference_samples": (3, 1),
     "max_samples": (40, 10),
     "warmup": (0.1, 0.03), "roofline_mb": (512, 256), "roofline_repeats": (7, 4),
 }
@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default %(default)s")
     p.add_argument("--threads", type=int, default=available_cpus(), metavar="N",
                    help="threads for every contender (default: all CPUs, %(default)s)")
-    p.add_argument("--rounds", type=int, metavar="R", help="interleaved rounds per case and pass (3; quick 1)")
+    p.add_argument("--rounds", type=int, metavar="R",
+                   help="interleaved rounds per case and pass (6; quick 2): more, shorter turns spread "
+                        "the shared machine's bursts of load over every contender alike")
     p.add_argument("--budget", type=float, metavar="S",
                    help="seconds of timing per contender, case and pass, over all rounds (1.5; quick 0.3)")
     p.add_argument("--min-samples", type=int, metavar="K", help="at least K timed samples (3)")

@@ -34,7 +34,7 @@ class RunConfig:
     contenders: list
     modes: list = dataclasses.field(default_factory=lambda: list(MODES))
     threads: int = 1
-    rounds: int = 3
+    rounds: int = 6
     budget_s: float = 1.5
     min_samples: int = 3
     reference_min_samples: int = 3
