@@ -2,8 +2,13 @@
 
 OpenMP flags are chosen per compiler after a trial compile; a compiler without OpenMP still builds
 the extension, which then runs serially.  Never -march=native or -ffast-math: the wheel must run
-on any CPU of its architecture (wider instruction sets are picked at run time, csrc/dispatch.c)
-and keep IEEE inf/NaN semantics.
+on any CPU of its architecture and keep IEEE inf/NaN semantics.  The wider instruction sets are
+compiled file by file: csrc/isa_avx2.c and csrc/isa_avx512.c get their own -m flags (GCC and Clang
+then both define __AVX2__ / __AVX512F__ there, which the kernels test), and csrc/dispatch.c calls
+them only where the CPU has those instructions (docs/DESIGN.md, "Dispatch").
+
+Supported compilers: GCC and Clang (the kernels use GNU C vector extensions).  MSVC is not
+supported; on Windows use clang-cl's GNU-compatible driver or WSL.
 """
 import os
 import sys
@@ -17,13 +22,17 @@ from setuptools.command.build_ext import build_ext
 KERNEL_SOURCES = [
     "csrc/dispatch.c",
     "csrc/isa_baseline.c",
-    "csrc/isa_avx2.c",
-    "csrc/isa_avx512.c",
 ]
+# The x86-64 instruction-set variants, each compiled with the flags of its ISA.  F16C comes with
+# every AVX2 CPU and converts float16 storage; dispatch.c checks each flag before calling a variant.
+ISA_SOURCES = {
+    "csrc/isa_avx2.c": ["-mavx2", "-mfma", "-mf16c"],
+    "csrc/isa_avx512.c": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
+                          "-mf16c", "-mpopcnt"],
+}
 
 OPENMP_FLAGS = {
     # compiler type: candidate (compile flags, link flags), the first that works is used
-    "msvc": [(["/openmp"], [])],
     "unix": [
         (["-fopenmp"], ["-fopenmp"]),
         # Apple clang: LLVM's libomp (`brew install libomp`, its include/ and lib/ folders given
@@ -31,10 +40,7 @@ OPENMP_FLAGS = {
         (["-Xpreprocessor", "-fopenmp"], ["-lomp"]),
     ],
 }
-OPTIMISE_FLAGS = {
-    "msvc": ["/O2"],
-    "unix": ["-O3", "-std=gnu99", "-fno-math-errno"],
-}
+OPTIMISE_FLAGS = ["-O3", "-std=gnu99", "-fno-math-errno"]
 
 
 def compiler_has_openmp(compiler, flags):
@@ -57,7 +63,10 @@ def compiler_has_openmp(compiler, flags):
 class BuildExt(build_ext):
     def build_extensions(self):
         kind = self.compiler.compiler_type
-        compile_args = list(OPTIMISE_FLAGS.get(kind, []))
+        if kind != "unix":
+            sys.exit(f"xent_fast: the {kind} compiler is not supported: the kernels need GCC or "
+                     "Clang (GNU C vector extensions); on Windows use WSL")
+        compile_args = list(OPTIMISE_FLAGS)
         link_args = []
         openmp = None
         if not os.environ.get("XENT_FAST_NO_OPENMP"):
@@ -75,7 +84,29 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = compile_args + extra
             ext.extra_link_args = link_args + os.environ.get("XENT_FAST_EXTRA_LDFLAGS", "").split()
+            if is_x86_64():
+                ext.extra_objects = self.compile_isa_variants(ext)
         super().build_extensions()
+
+    def compile_isa_variants(self, ext):
+        """Each ISA variant compiled alone with its -m flags; returns the object files."""
+        objects = []
+        for source, isa_flags in ISA_SOURCES.items():
+            objects += self.compiler.compile(
+                [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                macros=ext.define_macros, extra_postargs=ext.extra_compile_args + isa_flags,
+                depends=ext.depends)
+        return objects
+
+
+def is_x86_64():
+    """True when the extension is built for x86-64 (cross builds name their target in _PYTHON_HOST_PLATFORM)."""
+    import platform
+    import sysconfig
+
+    target = os.environ.get("_PYTHON_HOST_PLATFORM") or sysconfig.get_platform()
+    machine = target.rsplit("-", 1)[-1] if "-" in target else platform.machine()
+    return machine.lower() in ("x86_64", "amd64")
 
 
 extension = Extension(
@@ -85,7 +116,7 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
              "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc",
-             "csrc/tiles.inc"],
+             "csrc/tiles.inc"] + list(ISA_SOURCES),
 )
 
 setup(

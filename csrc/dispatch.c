@@ -21,7 +21,8 @@
     int xent_binary_f32_##isa(const xent_binary_problem *, xent_result *);                        \
     int xent_binary_f64_##isa(const xent_binary_problem *, xent_result *);                        \
     void xent_exp_f32_##isa(int64_t, const float *, float *);                                     \
-    void xent_exp_f64_##isa(int64_t, const double *, double *);
+    void xent_exp_f64_##isa(int64_t, const double *, double *);                                   \
+    const char *xent_compiled_features_##isa(void);
 
 DECLARE_ISA(baseline)
 #if defined(__x86_64__) || defined(_M_X64)
@@ -38,6 +39,7 @@ typedef struct {
     int (*binary[2])(const xent_binary_problem *, xent_result *);
     void (*exp_f32)(int64_t, const float *, float *);
     void (*exp_f64)(int64_t, const double *, double *);
+    const char *(*compiled_features)(void);
 } isa_table;
 
 #define ISA_TABLE(isa)                                                                             \
@@ -46,7 +48,8 @@ typedef struct {
      {xent_softmax_rows_f32_##isa, xent_softmax_rows_f64_##isa},                                   \
      {xent_binary_f32_##isa, xent_binary_f64_##isa},                                               \
      xent_exp_f32_##isa,                                                                           \
-     xent_exp_f64_##isa}
+     xent_exp_f64_##isa,                                                                           \
+     xent_compiled_features_##isa}
 
 static const isa_table tables[] = {
     ISA_TABLE(baseline),
@@ -56,6 +59,16 @@ static const isa_table tables[] = {
 #endif
 };
 
+#ifdef XENT_HAVE_X86_VARIANTS
+#include <cpuid.h>
+/* F16C (CPUID leaf 1, ECX bit 29): __builtin_cpu_supports does not name it in every GCC. */
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
+}
+#endif
+
 /* The best path this CPU runs: index into tables. */
 static int best_supported(void)
 {
@@ -63,9 +76,9 @@ static int best_supported(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("popcnt"))
+        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma") && cpu_has_f16c())
         return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) return 1;
 #endif
     return 0;
 }
@@ -87,6 +100,14 @@ static const isa_table *active(void)
 }
 
 const char *xent_isa(void) { return active()->name; }
+
+const char *xent_isa_features(const char *isa)
+{
+    if (!isa) return active()->compiled_features();
+    for (int i = 0; i < (int)(sizeof tables / sizeof tables[0]); i++)
+        if (strcmp(isa, tables[i].name) == 0) return tables[i].compiled_features();
+    return NULL;
+}
 
 int xent_cross_entropy(const xent_problem *p, xent_result *res)
 {

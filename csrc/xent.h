@@ -122,6 +122,12 @@ int xent_binary(const xent_binary_problem *p, xent_result *res);
  * environment forces one at first use (a path the CPU lacks falls back to the best it has). */
 const char *xent_isa(void);
 
+/* The instruction-set features a path was compiled with (" sse2 avx2 fma f16c ..."), as its
+ * compiler's predefined macros said, so that the path named is known to be the path compiled: isa
+ * names a path ("baseline", "avx2", "avx512"; NULL: the active one).  Only reports, never runs the
+ * path, so it answers for paths this CPU lacks; NULL for a path not built (or not known). */
+const char *xent_isa_features(const char *isa);
+
 /* The vectorised exp helper over n elements, for testing its accuracy. */
 void xent_exp(xent_dtype dtype, int64_t n, const void *in, void *out);
 

@@ -164,7 +164,7 @@ XENT_INLINE vf64 vreduce_each_f64(const vf64 v[4], int op)
 #else
 XENT_INLINE vf32 vreduce_each_f32(const vf32 v[VLEN_F32], int op)
 {
-    vf32 out;
+    vf32 out = {0};
     for (int l = 0; l < VLEN_F32; l++) {
         vf32 x = v[l];
         for (int w = VLEN_F32 / 2; w >= 1; w /= 2)

@@ -18,8 +18,8 @@ from _helpers import assert_close, impl, ref, tolerances
 pytestmark = pytest.mark.compiled_only
 
 ISAS = ["baseline", "avx2", "avx512"]
-_NEEDS = {"baseline": set(), "avx2": {"avx2", "fma"},
-          "avx512": {"avx512f", "avx512dq", "avx512bw", "avx512vl"}}
+_NEEDS = {"baseline": set(), "avx2": {"avx2", "fma", "f16c"},
+          "avx512": {"avx512f", "avx512dq", "avx512bw", "avx512vl", "fma", "f16c"}}
 
 
 def _cpu_flags():
@@ -211,3 +211,33 @@ def test_isa_reports_a_known_path():
     best = [i for i in ISAS if _supported(i)][-1]
     if "XENT_FAST_ISA" not in os.environ:
         assert xent_fast.isa() == best
+
+
+def _x86_64():
+    import platform
+
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_path_named_is_path_compiled(isa):
+    # Each variant reports the features its compiler saw (predefined macros): a variant compiled
+    # without its -m flags (as Clang's target pragmas once left it) would run generic code.
+    from xent_fast import _kernels
+
+    features = _kernels.isa_features(isa)
+    if isa != "baseline" and not _x86_64():
+        assert features is None
+        return
+    assert features is not None, "path %s was not built" % isa
+    assert set(features) >= _NEEDS[isa], (isa, features)
+    if isa == "baseline":
+        assert "avx2" not in features and "avx512f" not in features, features
+    if isa == "avx2":
+        assert "avx512f" not in features, features
+
+
+def test_active_path_features():
+    from xent_fast import _kernels
+
+    assert set(_kernels.isa_features()) >= _NEEDS[_kernels.isa()]

@@ -5,7 +5,7 @@ Private: xent_fast._api validates every argument before calling these.  Shapes a
 dtype 0 float32 / 1 float64; input_kind 0 logits / 1 log-probabilities / 2 probabilities;
 reduction 0 none / 1 mean / 2 sum; what 0 logsumexp / 1 log_softmax / 2 softmax.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -71,6 +71,10 @@ def binary(
 
 def isa() -> str:
     """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'."""
+
+def isa_features(isa: Optional[str] = None) -> Optional[List[str]]:
+    """The features path `isa` (None: the active one) was compiled with, e.g. ['sse2', 'avx2'];
+    None for a path that was not built."""
 
 def exp(dtype: int, x: np.ndarray, out: np.ndarray) -> None:
     """The kernels' vectorised exp over contiguous x into out (for accuracy tests)."""

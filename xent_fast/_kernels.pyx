@@ -88,6 +88,7 @@ cdef extern from "xent.h" nogil:
                           const xent_strides *out, double *out_rows, int num_threads)
     int xent_binary(const xent_binary_problem *p, xent_result *res)
     const char *xent_isa()
+    const char *xent_isa_features(const char *isa)
     void xent_exp(xent_dtype dtype, int64_t n, const void *inp, void *out)
 
 
@@ -195,6 +196,19 @@ def binary(int dtype, int with_logits, x, y, weight, pos_weight, double eps, int
 def isa():
     """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'."""
     return xent_isa().decode("ascii")
+
+
+def isa_features(isa=None):
+    """The features path `isa` (None: the active one) was compiled with, e.g. ['sse2', 'avx2'];
+    None for a path that was not built."""
+    cdef bytes name
+    cdef const char *found
+    if isa is None:
+        found = xent_isa_features(NULL)
+    else:
+        name = isa.encode("ascii")
+        found = xent_isa_features(name)
+    return None if found == NULL else found.decode("ascii").split()
 
 
 def exp(int dtype, x, out):
