@@ -57,8 +57,8 @@ typedef struct {
     int64_t s_row[XENT_MAX_DIMS];
 } xent_strides;
 
-/* One cross-entropy call.  loss_i = -sum_j a_ij * c(l_ij), with c the clip to
- * [log(eps), log1p(-eps)] and a_ij the smoothed, weighted target coefficients (DESIGN.md s.3). */
+/* One cross-entropy call.  loss_i = -sum_j a_ij * c(l_ij), with c the clip to [log(eps),
+ * log1p(-eps)] and a_ij the smoothed, weighted target coefficients (docs/DESIGN.md, section 2). */
 typedef struct {
     xent_dtype dtype;
     xent_input input;

@@ -333,7 +333,7 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 }
 
 /* vexp_term_f32 for terms that are only summed (forward passes): with FMA, x - k ln2 in one step,
- * one multiply-add fewer (the exp-sum loop is bound by them: 8% faster).  ln2 then carries its
+ * one multiply-add fewer (the exp-sum loop is bound by them).  ln2 then carries its
  * float32 rounding error, 1.9e-9 k: at most 4e-7 relative error in the deepest terms (k near -150),
  * the ones that weigh least in a sum; kept values (softmax, gradients) take vexp_term_f32. */
 XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)

@@ -4,7 +4,8 @@
   environment variable ``XENT_TEST_IMPL=reference`` is set (a self-check of the tests: the reference
   must pass every semantic test; thread/dispatch/GIL/hardening tests are skipped for it).
 * ``ref`` is always ``xent_fast.reference``: expected values come from it, from finite differences, or
-  from the worked numbers of DESIGN.md section 3, never from the code under test.
+  from the worked numbers (docs/DESIGN.md, "Semantics and worked numbers"), never from the code
+  under test.
 * Tolerances: float64 compared with rtol 1e-11 plus an absolute floor proportional to the magnitude
   of the inputs (cancellation near zero); float32 compared against the float64 truth of the same
   float32 inputs with rtol 1e-5 plus an absolute floor of a few float32 ulps of the inputs.

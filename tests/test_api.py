@@ -1,4 +1,4 @@
-"""The public API (DESIGN.md section 2, the API contract): every function exists in xent_fast and in
+"""The public API (docs/DESIGN.md, "Public API"): every function exists in xent_fast and in
 xent_fast.reference with the same signature; options are keyword-only."""
 
 import inspect

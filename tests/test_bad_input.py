@@ -1,6 +1,6 @@
-"""Bad input (DESIGN.md section 4): every public function raises ValueError or TypeError whose
-message names the argument (for a bad target: its value and position), before any output is
-written; never a crash, a hang or a silently wrong answer."""
+"""Bad input (docs/DESIGN.md, "Bad input and memory layouts"): every public function raises
+ValueError or TypeError whose message names the argument (for a bad target: its value and
+position), before any output is written; never a crash, a hang or a silently wrong answer."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""The dtype rule and result types (DESIGN.md section 2 and the API contract): float32 and float64
+"""The dtype rule and result types (docs/DESIGN.md, "Public API"): float32 and float64
 are computed natively and keep their dtype; every other real numeric input becomes float64;
 complex/object/str are a TypeError; mean/sum give a NumPy scalar, none an ndarray; array-likes
 (Python lists, tuples, scalars) work as in the seeds."""

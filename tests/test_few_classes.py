@@ -1,10 +1,10 @@
-"""Few classes (DESIGN.md section 5): the loop that puts one row per vector lane, turning rows into
-class-major tiles by lane permutes (a handful of classes), register transposes (more) or copies
-(class axis not contiguous), and the row loop that takes VLEN rows at a time above it, must give
-the reference's losses and gradients for every class count they take (1 to 80, and just above),
-with full groups of rows and a partial last group, contiguous and strided rows, weights, ignored
-rows, every reduction, and a gradient written over the logits.  Expected values come from
-xent_fast.reference in float64."""
+"""Few classes (docs/DESIGN.md, "Kernel families and loops"): the loop that puts one row per vector
+lane, turning rows into class-major tiles by lane permutes (a handful of classes), register
+transposes (more) or copies (class axis not contiguous), and the row loop that takes VLEN rows at a
+time above it, must give the reference's losses and gradients for every class count they take (1 to
+80, and just above), with full groups of rows and a partial last group, contiguous and strided rows,
+weights, ignored rows, every reduction, and a gradient written over the logits. Expected values come
+from xent_fast.reference in float64."""
 
 import numpy as np
 import pytest
@@ -118,8 +118,8 @@ def test_gradient_follows_exp_over_a_dense_sweep(n_class, dtype, d_max, rtol):
     np.testing.assert_allclose(grad[:, 0].astype(np.float64), -p1, rtol=rtol, atol=0)
     if n_class > 2:
         assert np.all(grad[:, 2:] == 0)
-    # The loss log1p(e) keeps its relative accuracy down to e ~ 1e-300 (DESIGN.md: 1e-12 for
-    # float64, 1e-6 for float32), as do log_softmax and logsumexp of the same rows.
+    # The loss log1p(e) keeps its relative accuracy down to e ~ 1e-300 (1e-12 for float64, 1e-6
+    # for float32: docs/DESIGN.md, "Tolerances"), as do log_softmax and logsumexp of the same rows.
     loss_rtol = 1e-12 if dtype == np.float64 else 1e-6
     loss = impl.cross_entropy(x.astype(dtype), t, reduction="none").astype(np.float64)
     np.testing.assert_allclose(loss, np.log1p(e), rtol=loss_rtol, atol=0)

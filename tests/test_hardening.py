@@ -585,8 +585,8 @@ def _not_finite_or_huge(value):
 
 
 def _outside_the_spec(name, args, kwargs):
-    """True for inputs whose results DESIGN.md leaves open (which NaN or inf comes out is then a
-    matter of operation order): a weight, pos_weight, grad_loss or probability target holding
+    """True for inputs whose results docs/DESIGN.md leaves open (which NaN or inf comes out is then
+    a matter of operation order): a weight, pos_weight, grad_loss or probability target holding
     NaN, an infinity or a value that overflows float32 products (> 1e30), or logits holding +inf
     (only -inf, as a mask, and NaN are specified)."""
     fn = FUNCS[name]
@@ -625,7 +625,7 @@ def test_garbage_raises_value_or_type_error_or_matches_reference(call):
         expected = expected if isinstance(expected, tuple) else (expected,)
         assert len(got) == len(expected)
         if _outside_the_spec(name, ref_args, ref_kwargs):
-            # DESIGN.md says nothing of NaN, infinite or overflowing weights and upstream
+            # docs/DESIGN.md says nothing of NaN, infinite or overflowing weights and upstream
             # gradients (which NaN or inf comes out is a matter of operation order): the call
             # must still be clean, with the reference's shapes and dtypes
             for g, e in zip(got, expected):

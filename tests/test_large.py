@@ -1,7 +1,7 @@
 """Large sizes: C = 100_000 and 128_256 (float32 within 1e-6 relative of the float64 truth of the
-same float32 inputs, DESIGN.md section 3), long batches (float64 accumulation of float32 rows),
-and (opt-in, slow) one row of more than 2**31 classes. Batches past 2**31 elements and offsets past
-2**31 are in test_hardening.py."""
+same float32 inputs, docs/DESIGN.md "Tolerances"), long batches (float64 accumulation of float32
+rows), and (opt-in, slow) one row of more than 2**31 classes. Batches past 2**31 elements and
+offsets past 2**31 are in test_hardening.py."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,6 @@
-"""Memory layouts (DESIGN.md section 4): strided, Fortran, reversed (negative strides), read-only,
-zero-stride broadcast, non-contiguous targets/weights, class axis not last. Every one must give the
+"""Memory layouts (docs/DESIGN.md, "Bad input and memory layouts"): strided, Fortran, reversed
+(negative strides), read-only, zero-stride broadcast, non-contiguous targets/weights, class axis
+not last. Every one must give the
 result of a contiguous copy (bitwise where the layout is the same, within a tight tolerance
 otherwise), and no input may be modified."""
 

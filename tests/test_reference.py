@@ -1,8 +1,8 @@
 """Tests of the NumPy reference (xent_fast/reference.py), the executable specification.
 
-Holds the reference to the worked numbers of DESIGN.md section 3, to central finite
-differences for every ``*_and_grad`` function and option, and to the bad-input rules of
-DESIGN.md section 4. Needs only NumPy and pytest.
+Holds the reference to the worked numbers (docs/DESIGN.md, "Semantics and worked numbers"), to
+central finite differences for every ``*_and_grad`` function and option, and to the bad-input
+rules (docs/DESIGN.md, "Bad input and memory layouts"). Needs only NumPy and pytest.
 """
 
 import importlib.util
@@ -26,7 +26,7 @@ SEED_PROBS = [[0.7, 0.1, 0.2], [0.1, 0.5, 0.4], [0.02, 0.9, 0.08]]
 
 
 # ---------------------------------------------------------------------------
-# Worked numbers (DESIGN.md section 3 and the seed documents)
+# Worked numbers (the seed documents; docs/DESIGN.md, "Semantics and worked numbers")
 # ---------------------------------------------------------------------------
 
 def test_seed_single_sample_index_and_one_hot():
@@ -85,7 +85,7 @@ def test_seed_nll_loss_article():
 # ---------------------------------------------------------------------------
 
 def _ce_by_formula(x, t, w, s, eps, ignore_index=-100):
-    """DESIGN.md section 3, literally, for 2-D x with class axis 1 (loops, math module)."""
+    """cross_entropy's docstring formula, literally, for 2-D x, class axis 1 (loops, math)."""
     n, C = x.shape
     lo = math.log(eps) if eps > 0 else -inf
     hi = math.log1p(-eps)
@@ -348,7 +348,7 @@ def test_any_layout_same_result():
 
 
 # ---------------------------------------------------------------------------
-# Bad input (DESIGN.md section 4)
+# Bad input (docs/DESIGN.md, "Bad input and memory layouts")
 # ---------------------------------------------------------------------------
 
 X = np.zeros((2, 3))

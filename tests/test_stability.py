@@ -1,5 +1,6 @@
-"""Stability (DESIGN.md section 3): finite logits give finite losses (1e30 included), -inf logits act
-as masks, NaN in a row gives NaN for that row only; empty batches."""
+"""Stability (docs/DESIGN.md, "Semantics and worked numbers" and "Numerics"): finite logits give
+finite losses (1e30 included), -inf logits act as masks, NaN in a row gives NaN for that row only;
+empty batches."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""The worked numbers of DESIGN.md section 3 (from the seed documents), through the public API."""
+"""The worked numbers of the seed documents (docs/DESIGN.md, "Semantics and worked numbers"),
+through the public API."""
 
 import math
 
@@ -127,7 +128,7 @@ def test_log_softmax_then_nll_is_cross_entropy():
     np.testing.assert_allclose(a, b, rtol=1e-14)
     exact = [math.log1p(math.exp(-19.0) + math.exp(-5.0)),  # lse - 10
              math.log(math.fsum([1.0, math.e, math.exp(2.0)]))]  # lse - 1
-    np.testing.assert_allclose(b, exact, rtol=1e-12)  # DESIGN: float64 within 1e-12 relative
+    np.testing.assert_allclose(b, exact, rtol=1e-12)  # docs/DESIGN.md, "Tolerances"
 
 
 def test_binary_seed_formula():

@@ -3,8 +3,8 @@
 Every public function of :mod:`xent_fast` is defined here again, with the same
 signature, written for clarity instead of speed. The compiled kernels are tested
 against these functions, and this file is the place to read when you want to
-know exactly what a function computes (``DESIGN.md`` section 3 states the same
-formulas in prose).
+know exactly what a function computes (``docs/DESIGN.md`` explains how the
+kernels compute the same formulas).
 
 How every function here works:
 
@@ -22,7 +22,7 @@ How every function here works:
   where ``logp`` is the (clipped) log-probability. For class-index targets
   ``a_ij = (1 - s) * w[t_i] * [j == t_i] + (s / C) * w[j]`` (0 for an ignored
   row), for probability targets ``a_ij = w[j] * ((1 - s) * y_ij + s / C)``;
-  expanding the sum gives the formulas of DESIGN.md section 3;
+  expanding the sum gives the formulas of the public functions' docstrings;
 * ``num_threads`` is accepted and ignored.
 """
 
