@@ -116,7 +116,7 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
              "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc",
-             "csrc/tiles.inc"] + list(ISA_SOURCES),
+             "csrc/tiles.inc", "csrc/staging.inc", "csrc/softmax.inc", "csrc/half.h"] + list(ISA_SOURCES),
 )
 
 setup(

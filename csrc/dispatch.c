@@ -12,10 +12,10 @@
 #define DECLARE_ISA(isa)                                                                           \
     int xent_cross_entropy_f32_##isa(const xent_problem *, xent_result *);                        \
     int xent_cross_entropy_f64_##isa(const xent_problem *, xent_result *);                        \
-    int xent_softmax_rows_f32_##isa(xent_transform, const xent_shape *, const void *,             \
+    int xent_softmax_rows_f32_##isa(xent_dtype, xent_transform, const xent_shape *, const void *, \
                                     const xent_strides *, void *, const xent_strides *, double *, \
                                     int);                                                         \
-    int xent_softmax_rows_f64_##isa(xent_transform, const xent_shape *, const void *,             \
+    int xent_softmax_rows_f64_##isa(xent_dtype, xent_transform, const xent_shape *, const void *, \
                                     const xent_strides *, void *, const xent_strides *, double *, \
                                     int);                                                         \
     int xent_binary_f32_##isa(const xent_binary_problem *, xent_result *);                        \
@@ -34,8 +34,8 @@ DECLARE_ISA(avx512)
 typedef struct {
     const char *name;
     int (*cross_entropy[2])(const xent_problem *, xent_result *);
-    int (*softmax_rows[2])(xent_transform, const xent_shape *, const void *, const xent_strides *,
-                           void *, const xent_strides *, double *, int);
+    int (*softmax_rows[2])(xent_dtype, xent_transform, const xent_shape *, const void *,
+                           const xent_strides *, void *, const xent_strides *, double *, int);
     int (*binary[2])(const xent_binary_problem *, xent_result *);
     void (*exp_f32)(int64_t, const float *, float *);
     void (*exp_f64)(int64_t, const double *, double *);
@@ -101,6 +101,9 @@ static const isa_table *active(void)
 
 const char *xent_isa(void) { return active()->name; }
 
+/* The kernels' element type for a storage type: half-width types are computed in float32. */
+static int compute_type(xent_dtype dtype) { return dtype == XENT_F64 ? XENT_F64 : XENT_F32; }
+
 const char *xent_isa_features(const char *isa)
 {
     if (!isa) return active()->compiled_features();
@@ -111,19 +114,20 @@ const char *xent_isa_features(const char *isa)
 
 int xent_cross_entropy(const xent_problem *p, xent_result *res)
 {
-    return active()->cross_entropy[p->dtype](p, res);
+    return active()->cross_entropy[compute_type(p->dtype)](p, res);
 }
 
 int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
                       const void *x_data, const xent_strides *x, void *out_data,
                       const xent_strides *out, double *out_rows, int num_threads)
 {
-    return active()->softmax_rows[dtype](what, shape, x_data, x, out_data, out, out_rows,
-                                         num_threads);
+    return active()->softmax_rows[compute_type(dtype)](dtype, what, shape, x_data, x, out_data,
+                                                       out, out_rows, num_threads);
 }
 
 int xent_binary(const xent_binary_problem *p, xent_result *res)
 {
+    if (p->dtype != XENT_F32 && p->dtype != XENT_F64) return XENT_BAD_ARGUMENT;
     return active()->binary[p->dtype](p, res);
 }
 

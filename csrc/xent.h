@@ -23,7 +23,10 @@
 extern "C" {
 #endif
 
-typedef enum { XENT_F32 = 0, XENT_F64 = 1 } xent_dtype;
+/* Storage types.  float16 (IEEE binary16) and bfloat16 are stored as 16-bit patterns and computed
+ * in float32: their rows are staged into float32 blocks in cache, so the float32 kernels serve them
+ * (docs/DESIGN.md, section 9). */
+typedef enum { XENT_F32 = 0, XENT_F64 = 1, XENT_F16 = 2, XENT_BF16 = 3 } xent_dtype;
 
 typedef enum { XENT_REDUCE_NONE = 0, XENT_REDUCE_MEAN = 1, XENT_REDUCE_SUM = 2 } xent_reduction;
 
@@ -57,17 +60,22 @@ typedef struct {
     int64_t s_row[XENT_MAX_DIMS];
 } xent_strides;
 
-/* One cross-entropy call.  loss_i = -sum_j a_ij * c(l_ij), with c the clip to [log(eps),
- * log1p(-eps)] and a_ij the smoothed, weighted target coefficients (docs/DESIGN.md, section 2). */
+/* One cross-entropy call.  Logits u are first mapped row by row to z = logit_scale * u and, with
+ * softcap > 0, z = softcap * tanh(z / softcap); l = log_softmax(z) (or the log-probs given, or the
+ * log of the probs given), then loss_i = sw_i * (-sum_j a_ij * c(l_ij) + z_loss * lse_i^2), with c
+ * the clip to [log(eps), log1p(-eps)], a_ij the smoothed, weighted target coefficients, sw_i the
+ * row's sample weight and lse_i = logsumexp(z_i); an ignored row's loss is 0 (docs/DESIGN.md,
+ * section 2). */
 typedef struct {
-    xent_dtype dtype;
+    xent_dtype dtype;            /* x's storage type; probability targets y are in the compute type
+                                    (float32 for float16 / bfloat16 x) */
     xent_input input;
     xent_shape shape;
     const void *x_data;          /* IN  logits, log-probs or probs */
     xent_strides x;
     const int64_t *target;       /* IN  class index per row, or NULL with probability targets */
     xent_strides t;
-    const void *y_data;          /* IN  probability targets, x's dtype, or NULL */
+    const void *y_data;          /* IN  probability targets, compute type, or NULL */
     xent_strides y;
     const double *weight;        /* IN  n_class class weights, or NULL for ones */
     int64_t ignore_index;
@@ -76,9 +84,16 @@ typedef struct {
     xent_reduction reduction;
     const double *grad_loss;     /* IN  upstream gradient: grad_loss[r * grad_loss_stride], */
     int64_t grad_loss_stride;    /*     stride 0 for one scalar; NULL means 1               */
-    void *g_data;                /* OUT gradient, x's dtype and shape, or NULL; may be x itself */
+    void *g_data;                /* OUT gradient, x's shape, or NULL; may be x itself */
+    xent_dtype g_dtype;          /*     its storage type: x's, or float32 for float16 / bfloat16 x */
     xent_strides g;
     double *loss_rows;           /* OUT per-row loss, N contiguous (reduction none), or NULL */
+    double logit_scale;          /* logits only: 1 for none */
+    double softcap;              /* logits only: > 0, or 0 for none */
+    double z_loss;               /* logits only: >= 0 */
+    const double *sample_weight; /* IN  one weight per row (strides sw.s_row), or NULL for ones */
+    xent_strides sw;
+    double *lse_rows;            /* OUT per-row logsumexp(z), N contiguous, or NULL (logits only) */
     int num_threads;             /* <= 0: OpenMP's default */
 } xent_problem;
 
@@ -91,7 +106,8 @@ typedef struct {
 int xent_cross_entropy(const xent_problem *p, xent_result *res);
 
 /* logsumexp writes one double per row into out_rows (N contiguous); log_softmax and softmax write
- * x's dtype into out_data with view out (which may alias x exactly). */
+ * x's dtype into out_data with view out (which may alias x exactly); float16 and bfloat16 rows are
+ * computed in float32. */
 int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
                       const void *x_data, const xent_strides *x, void *out_data,
                       const xent_strides *out, double *out_rows, int num_threads);

@@ -17,8 +17,8 @@ _INPUT_NAMES = {_LOGITS: "logits", _LOG_PROBS: "log_probs", _PROBS: "probs"}
 _LOGSUMEXP, _LOG_SOFTMAX, _SOFTMAX = 0, 1, 2
 
 
-def _class_targets(targets, x, axis, row_shape_full):
-    """Split targets into (class indices as int64, None) or (None, probabilities in x's dtype)."""
+def _class_targets(targets, x, axis, row_shape_full, compute):
+    """Split targets into (class indices as int64, None) or (None, probabilities in `compute`)."""
     t = np.asarray(targets)
     if t.shape == row_shape_full:
         if t.dtype.kind not in "iu":
@@ -31,24 +31,40 @@ def _class_targets(targets, x, axis, row_shape_full):
                              f"{v.position(flat, t.shape)}, outside [0, {x.shape[axis]})")
         return v.kernel_readable(t.astype(np.int64, copy=False)), None
     if t.shape == x.shape:
-        return None, v.as_dtype(t, x.dtype, "targets")
+        return None, v.as_dtype(t, compute, "targets")
     raise ValueError(
         f"targets must have shape {row_shape_full} (class indices) or {x.shape} (class "
         f"probabilities) for input of shape {x.shape} with class axis {axis}; got {t.shape}")
 
 
+def _gradient_out(out, x, x_in, others):
+    """The gradient's array: a new one of x's dtype, or a checked `out=` (x's dtype, or float32
+    for half-precision x), which may be x itself."""
+    if out is None:
+        return np.empty_like(x, order="K")
+    allowed = (x.dtype, np.dtype(np.float32)) if v.is_half(x.dtype) else (x.dtype,)
+    dtype = out.dtype if isinstance(out, np.ndarray) and out.dtype in allowed else x.dtype
+    g = v.output_array(out, x.shape, dtype)
+    v.no_overlap(g, "out", [x] + others, in_place_ok=x if x is x_in else None)
+    return g
+
+
 def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reduction,
-                     label_smoothing, eps, num_threads, want_grad, grad_loss, out):
-    """The cross-entropy family: one kernel call computes the loss and, if asked, its gradient."""
+                     label_smoothing, eps, num_threads, want_grad, grad_loss, out,
+                     logit_scale=1.0, softcap=None, z_loss=0.0, sample_weight=None,
+                     return_lse=False):
+    """The cross-entropy family: one kernel call computes the loss and, if asked, its gradient
+    (and the rows' log-sum-exp)."""
     name = _INPUT_NAMES[input_kind]
     x_in = x
-    x = v.float_array(x, name)
+    x = v.storage_array(x, name)
+    compute = v.compute_dtype(x.dtype)
     axis = v.class_axis(axis, x.ndim)
     n_class = x.shape[axis]
     if n_class == 0:
         raise ValueError(f"{name} has an empty class axis (axis {axis} of shape {x.shape})")
     row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
-    index_t, prob_t = _class_targets(targets, x, axis, row_shape_full)
+    index_t, prob_t = _class_targets(targets, x, axis, row_shape_full, compute)
     if prob_t is not None and input_kind == _LOG_PROBS:
         raise ValueError(f"nll_loss takes class-index targets of shape {row_shape_full}, "
                          f"got probabilities of shape {prob_t.shape}")
@@ -57,6 +73,10 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
     code = v.reduction_code(reduction)
     label_smoothing = v.real_option(label_smoothing, "label_smoothing", 0.0, 1.0, True)
     eps = v.real_option(eps, "eps", 0.0, 0.5, False)
+    logit_scale = v.finite_option(logit_scale, "logit_scale", nonzero=True)
+    softcap = 0.0 if softcap is None else v.finite_option(softcap, "softcap", positive=True)
+    z_loss = v.finite_option(z_loss, "z_loss", nonnegative=True)
+    sw = v.row_weights(sample_weight, row_shape_full)
     threads = v.thread_count(num_threads)
 
     loss_shape = row_shape_full if code == 0 else ()
@@ -64,30 +84,28 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
     g = None
     if want_grad:
         gl, gl_stride = v.upstream_gradient(grad_loss, loss_shape)
-        if out is None:
-            g = np.empty_like(x, order="K")
-        else:
-            g = v.output_array(out, x.shape, x.dtype)
-            in_place = x if x is x_in else None
-            v.no_overlap(g, "out", [x, index_t, prob_t, w], in_place_ok=in_place)
+        g = _gradient_out(out, x, x_in, [index_t, prob_t, w, sw])
 
     x_el = v.element_strides(x)
-    t_el = None
-    if index_t is not None:
-        t_el = v.element_strides(index_t)
-        t_el = t_el[:axis] + (0,) + t_el[axis:]
-    arrays = [x_el, t_el, v.element_strides(prob_t) if prob_t is not None else None,
-              v.element_strides(g) if g is not None else None]
+    row_strides = []
+    for per_row in (index_t, sw):
+        el = v.element_strides(per_row) if per_row is not None else None
+        row_strides.append(el[:axis] + (0,) + el[axis:] if el is not None else None)
+    arrays = [x_el, row_strides[0], v.element_strides(prob_t) if prob_t is not None else None,
+              v.element_strides(g) if g is not None else None, row_strides[1]]
     present = [s for s in arrays if s is not None]
     n_class, row_shape, strides = rows_layout(x.shape, axis, present)
     it = iter(strides)
-    x_s, t_s, y_s, g_s = (next(it) if s is not None else (0, ()) for s in arrays)
+    x_s, t_s, y_s, g_s, sw_s = (next(it) if s is not None else (0, ()) for s in arrays)
 
-    loss_rows = np.empty(int(np.prod(row_shape_full)), np.float64) if code == 0 else None
+    n_rows = int(np.prod(row_shape_full))
+    loss_rows = np.empty(n_rows, np.float64) if code == 0 else None
+    lse_rows = np.empty(n_rows, np.float64) if return_lse else None
     status, loss, bad_row, bad_value = _kernels.cross_entropy(
-        v.DTYPE_CODES[x.dtype], input_kind, n_class, row_shape, x, x_s, index_t, t_s,
-        prob_t, y_s, w, ignore_index, label_smoothing, eps, code, gl, gl_stride, g, g_s,
-        loss_rows, threads)
+        v.dtype_code(x.dtype), input_kind, n_class, row_shape, x, x_s, index_t, t_s,
+        prob_t, y_s, w, ignore_index, label_smoothing, eps, code, gl, gl_stride, g,
+        v.dtype_code(g.dtype) if g is not None else 0, g_s, loss_rows, logit_scale, softcap,
+        z_loss, sw, sw_s, lse_rows, threads)
     if status == 1:
         raise ValueError(
             f"targets holds class index {bad_value} at position "
@@ -95,15 +113,18 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
             f"ignore_index={ignore_index}")
     if status != 0:
         raise MemoryError("xent_fast kernel could not allocate its block buffers")
-    result = (loss_rows.reshape(row_shape_full).astype(x.dtype, copy=False) if code == 0
-              else x.dtype.type(loss))
-    return (result, g) if want_grad else result
+    result = (loss_rows.reshape(row_shape_full).astype(compute, copy=False) if code == 0
+              else compute.type(loss))
+    results = (result, g) if want_grad else (result,)
+    if return_lse:
+        results += (lse_rows.reshape(row_shape_full).astype(compute, copy=False),)
+    return results if len(results) > 1 else result
 
 
 def _softmax_rows(what, x, axis, out, num_threads):
     """The softmax family: logsumexp, log_softmax, softmax along `axis`."""
     x_in = x
-    x = v.float_array(x, "x")
+    x = v.storage_array(x, "x")
     axis = v.class_axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"x has an empty axis {axis} (shape {x.shape})")
@@ -112,11 +133,14 @@ def _softmax_rows(what, x, axis, out, num_threads):
     if what == _LOGSUMEXP:
         res = np.empty(int(np.prod(row_shape_full)), np.float64)
         n_class, row_shape, (x_s,) = rows_layout(x.shape, axis, [v.element_strides(x)])
-        _kernels.softmax_rows(v.DTYPE_CODES[x.dtype], what, n_class, row_shape, x, x_s,
-                              None, (0, ()), res, threads)
+        status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, x, x_s,
+                                       None, (0, ()), res, threads)
+        if status != 0:
+            raise MemoryError("xent_fast kernel could not allocate its row buffers")
+        compute = v.compute_dtype(x.dtype)
         if not row_shape_full:
-            return x.dtype.type(res[0])
-        return res.reshape(row_shape_full).astype(x.dtype, copy=False)
+            return compute.type(res[0])
+        return res.reshape(row_shape_full).astype(compute, copy=False)
     if out is None:
         out = np.empty_like(x, order="K")
     else:
@@ -124,8 +148,10 @@ def _softmax_rows(what, x, axis, out, num_threads):
         v.no_overlap(out, "out", [x], in_place_ok=x if x is x_in else None)
     n_class, row_shape, (x_s, o_s) = rows_layout(
         x.shape, axis, [v.element_strides(x), v.element_strides(out)])
-    _kernels.softmax_rows(v.DTYPE_CODES[x.dtype], what, n_class, row_shape, x, x_s, out, o_s,
-                          None, threads)
+    status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, x, x_s, out,
+                                   o_s, None, threads)
+    if status != 0:
+        raise MemoryError("xent_fast kernel could not allocate its row buffers")
     return out
 
 

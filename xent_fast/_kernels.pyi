@@ -2,7 +2,7 @@
 
 Private: xent_fast._api validates every argument before calling these.  Shapes are
 (n_class, row_shape); strides are (s_class, s_row) tuples counted in elements.  Integer codes:
-dtype 0 float32 / 1 float64; input_kind 0 logits / 1 log-probabilities / 2 probabilities;
+dtype 0 float32 / 1 float64 / 2 float16 / 3 bfloat16 (storage); input_kind 0 logits / 1 log-probabilities / 2 probabilities;
 reduction 0 none / 1 mean / 2 sum; what 0 logsumexp / 1 log_softmax / 2 softmax.
 """
 from typing import List, Optional, Tuple
@@ -32,8 +32,15 @@ def cross_entropy(
     grad_loss: Optional[np.ndarray],
     grad_loss_stride: int,
     g: Optional[np.ndarray],
+    g_dtype: int,
     g_strides: _Strides,
     loss_rows: Optional[np.ndarray],
+    logit_scale: float,
+    softcap: float,
+    z_loss: float,
+    sample_weight: Optional[np.ndarray],
+    sw_strides: _Strides,
+    lse_rows: Optional[np.ndarray],
     num_threads: int,
 ) -> Tuple[int, float, int, int]:
     """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""

@@ -16,6 +16,8 @@ cdef extern from "xent.h" nogil:
     ctypedef enum xent_dtype:
         XENT_F32
         XENT_F64
+        XENT_F16
+        XENT_BF16
     ctypedef enum xent_reduction:
         XENT_REDUCE_NONE
         XENT_REDUCE_MEAN
@@ -56,8 +58,15 @@ cdef extern from "xent.h" nogil:
         const double *grad_loss
         int64_t grad_loss_stride
         void *g_data
+        xent_dtype g_dtype
         xent_strides g
         double *loss_rows
+        double logit_scale
+        double softcap
+        double z_loss
+        const double *sample_weight
+        xent_strides sw
+        double *lse_rows
         int num_threads
 
     ctypedef struct xent_result:
@@ -119,7 +128,8 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
                   x, tuple x_strides, target, tuple t_strides, y, tuple y_strides,
                   weight, int64_t ignore_index, double label_smoothing, double eps,
                   int reduction, grad_loss, int64_t grad_loss_stride,
-                  g, tuple g_strides, loss_rows, int num_threads):
+                  g, int g_dtype, tuple g_strides, loss_rows, double logit_scale, double softcap,
+                  double z_loss, sample_weight, tuple sw_strides, lse_rows, int num_threads):
     """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
     cdef xent_problem p
     cdef xent_result res
@@ -141,8 +151,15 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
     p.grad_loss = <const double *>data_or_null(grad_loss)
     p.grad_loss_stride = grad_loss_stride
     p.g_data = data_or_null(g)
+    p.g_dtype = <xent_dtype>g_dtype
     fill_strides(&p.g, g_strides)
     p.loss_rows = <double *>data_or_null(loss_rows)
+    p.logit_scale = logit_scale
+    p.softcap = softcap
+    p.z_loss = z_loss
+    p.sample_weight = <const double *>data_or_null(sample_weight)
+    fill_strides(&p.sw, sw_strides)
+    p.lse_rows = <double *>data_or_null(lse_rows)
     p.num_threads = num_threads
     with nogil:
         status = xent_cross_entropy(&p, &res)

@@ -11,7 +11,23 @@ import numpy as np
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
+HALF_CODES = {"float16": 2, "bfloat16": 3}
 INT64 = np.iinfo(np.int64)
+
+
+def is_half(dtype):
+    """float16, or bfloat16 (ml_dtypes' dtype, recognised by name without importing ml_dtypes)."""
+    return dtype.itemsize == 2 and dtype.name in HALF_CODES
+
+
+def dtype_code(dtype):
+    """The kernels' storage-type code of a float32/float64/float16/bfloat16 dtype."""
+    return HALF_CODES[dtype.name] if is_half(dtype) else DTYPE_CODES[dtype]
+
+
+def compute_dtype(dtype):
+    """The dtype the kernels compute a storage type in: float32 for the half-width types."""
+    return np.dtype(np.float32) if is_half(dtype) else dtype
 
 
 def float_array(value, name):
@@ -26,6 +42,14 @@ def float_array(value, name):
             raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
         arr = arr.astype(np.float64)
     return kernel_readable(arr)
+
+
+def storage_array(value, name):
+    """float_array, keeping float16 and bfloat16: the kernels read those in place."""
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if is_half(arr.dtype):
+        return kernel_readable(arr)
+    return float_array(arr, name)
 
 
 def kernel_readable(arr):
@@ -55,6 +79,37 @@ def class_axis(axis, ndim, name="axis"):
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of bounds for an array of {ndim} dimensions")
     return axis % ndim
+
+
+def finite_option(value, name, positive=False, nonnegative=False, nonzero=False):
+    """A finite float option (NaN and inf refused), with the sign the option needs."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if nonnegative and not value >= 0:
+        raise ValueError(f"{name} must be non-negative, got {value!r}")
+    if nonzero and value == 0:
+        raise ValueError(f"{name} must not be 0")
+    return value
+
+
+def row_weights(sample_weight, row_shape):
+    """sample_weight broadcast (no copy) to the rows' shape, float64, or None."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers, got an array of dtype {sw.dtype}")
+    try:
+        sw = np.broadcast_to(sw.astype(np.float64, copy=False), row_shape)
+    except ValueError:
+        raise ValueError(f"sample_weight of shape {sw.shape} does not broadcast to the targets' "
+                         f"row shape {tuple(row_shape)}") from None
+    return kernel_readable(sw)
 
 
 def reduction_code(reduction):

@@ -33,19 +33,41 @@ _GRAD_PARAMS = """
         The upstream gradient, broadcastable to the loss's shape (a scalar for 'mean'/'sum');
         default 1.
     out : ndarray, optional
-        Receives the gradient: a writable array of the input's shape and dtype.  Passing the input
-        itself computes the gradient in place, with no extra memory."""
+        Receives the gradient: a writable array of the input's shape and dtype (float32 is also
+        accepted for float16 / bfloat16 input).  Passing the input itself computes the gradient
+        in place, with no extra memory."""
+
+
+_OPTIONS = """
+    z_loss : float >= 0, default 0
+        Adds ``z_loss * lse**2`` to the loss of every row that is not ignored, with
+        ``lse = logsumexp(z)`` of the row's mapped logits (PaLM's auxiliary loss; typical 1e-4).
+    softcap : float > 0, optional
+        Soft-caps the logits first: ``z = softcap * tanh(z / softcap)`` (Gemma 2's final-logit
+        soft-capping; typical 30).  Masked ``-inf`` logits become ``-softcap``.
+    logit_scale : float, default 1
+        Multiplies the logits first: ``z = logit_scale * logits`` (before the cap); finite, not 0.
+    sample_weight : array_like, optional
+        Multiplies each row's whole loss; broadcast to the targets' row shape.  'mean' then
+        divides by ``sum_i sample_weight_i * weight[t_i]`` over rows that are not ignored (index
+        targets) or ``sum_i sample_weight_i`` (probability targets).
+    return_lse : bool, default False
+        Also return each row's ``lse = logsumexp(z)``: the row shape, float32 for float32 and
+        half-precision logits, float64 for float64."""
 
 
 def _doc(text):
     return (text.replace("{CLASS_PARAMS}", _CLASS_PARAMS).replace("{THREADS}", _THREADS)
-            .replace("{GRAD_PARAMS}", _GRAD_PARAMS))
+            .replace("{GRAD_PARAMS}", _GRAD_PARAMS).replace("{OPTIONS}", _OPTIONS))
 
 
 def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0, eps=0.0, num_threads=None):
+                  label_smoothing=0.0, eps=0.0, z_loss=0.0, softcap=None, logit_scale=1.0,
+                  sample_weight=None, return_lse=False, num_threads=None):
     return _class_rows_loss(_LOGITS, logits, targets, axis, weight, ignore_index, reduction,
-                            label_smoothing, eps, num_threads, False, None, None)
+                            label_smoothing, eps, num_threads, False, None, None,
+                            logit_scale=logit_scale, softcap=softcap, z_loss=z_loss,
+                            sample_weight=sample_weight, return_lse=bool(return_lse))
 
 
 cross_entropy.__doc__ = _doc("""Cross-entropy from raw logits: fused log-softmax + NLL (+ clipping).
@@ -54,23 +76,32 @@ cross_entropy.__doc__ = _doc("""Cross-entropy from raw logits: fused log-softmax
     to ``[log(eps), log1p(-eps)]``, a row with class index ``t`` has loss
     ``(1 - s) * -w[t] * c(lsm)[t] + (s / C) * -sum_j w[j] * c(lsm)[j]``; with probability targets
     ``y``, ``-sum_j w[j] * y'[j] * c(lsm)[j]``.  With ``eps=0`` this is
-    ``torch.nn.functional.cross_entropy``.  Each row is read once; the sum is taken in float64 in
-    a fixed order, identical for any thread count.
+    ``torch.nn.functional.cross_entropy``.  The large-model options map each row of logits ``u``
+    first, ``z = logit_scale * u`` then ``z = softcap * tanh(z / softcap)``, take the loss above
+    of ``z``, add ``z_loss * logsumexp(z)**2`` and multiply by the row's ``sample_weight``; their
+    defaults leave the result unchanged, bit for bit.  Each row is read once; the sum is taken in
+    float64 in a fixed order, identical for any thread count.
 
     Parameters
     ----------
     logits : array_like
-        Unnormalised scores, float32 or float64 (other real dtypes are computed in float64).
+        Unnormalised scores: float32 or float64, or float16 / bfloat16 (``ml_dtypes.bfloat16``),
+        which are read in place and computed in float32 (other real dtypes are computed in
+        float64).
     {CLASS_PARAMS}
     eps : float in [0, 0.5), default 0
         Clips probabilities to ``[eps, 1 - eps]`` (the loss of a row is at most ``-log(eps)``);
         0 leaves log-probabilities unchanged.
+    {OPTIONS}
     {THREADS}
 
     Returns
     -------
     loss : numpy scalar or ndarray
-        Of the logits' dtype: a scalar for 'mean'/'sum', one value per row for 'none'.
+        Of the compute dtype (the logits' dtype; float32 for half precision): a scalar for
+        'mean'/'sum', one value per row for 'none'.
+    lse : ndarray
+        With ``return_lse=True`` only: each row's ``logsumexp(z)``.
 
     Raises
     ------
@@ -90,18 +121,23 @@ cross_entropy.__doc__ = _doc("""Cross-entropy from raw logits: fused log-softmax
 
 
 def cross_entropy_and_grad(logits, targets, *, axis=-1, weight=None, ignore_index=-100,
-                           reduction="mean", label_smoothing=0.0, eps=0.0, grad_loss=None,
-                           out=None, num_threads=None):
+                           reduction="mean", label_smoothing=0.0, eps=0.0, z_loss=0.0,
+                           softcap=None, logit_scale=1.0, sample_weight=None, return_lse=False,
+                           grad_loss=None, out=None, num_threads=None):
     return _class_rows_loss(_LOGITS, logits, targets, axis, weight, ignore_index, reduction,
-                            label_smoothing, eps, num_threads, True, grad_loss, out)
+                            label_smoothing, eps, num_threads, True, grad_loss, out,
+                            logit_scale=logit_scale, softcap=softcap, z_loss=z_loss,
+                            sample_weight=sample_weight, return_lse=bool(return_lse))
 
 
 cross_entropy_and_grad.__doc__ = _doc("""Cross-entropy and its gradient w.r.t. the logits in one fused pass.
 
-    The gradient of :func:`cross_entropy`'s formula: ``softmax(logits) * S - a * m`` per row,
+    The gradient of :func:`cross_entropy`'s formula: ``softmax(z) * S - a * m`` per row,
     where ``a`` are the smoothed, weighted target coefficients, ``m`` is 0 where the clip is
-    active and ``S = sum_j a_j m_j``; 0 for ignored rows; scaled by the reduction and by
-    ``grad_loss``.  Each row's gradient is written while the row is in cache; nothing of the
+    active and ``S = sum_j a_j m_j`` (plus ``2 z_loss lse``); 0 for ignored rows; times the row's
+    sample weight and ``dz/dlogits`` (``logit_scale * (1 - (z / softcap)**2)``); scaled by the
+    reduction and by ``grad_loss``.  Computed in float32 for half-precision logits and rounded
+    once into the gradient's dtype.  Each row's gradient is written while the row is in cache; nothing of the
     logits' size is allocated besides the gradient itself (nothing at all with ``out=``).
 
     Parameters
@@ -111,6 +147,7 @@ cross_entropy_and_grad.__doc__ = _doc("""Cross-entropy and its gradient w.r.t. t
     {CLASS_PARAMS}
     eps : float in [0, 0.5), default 0
         Probability clipping, as in :func:`cross_entropy`; clipped entries get zero gradient.
+    {OPTIONS}
     {GRAD_PARAMS}
     {THREADS}
 
@@ -120,6 +157,8 @@ cross_entropy_and_grad.__doc__ = _doc("""Cross-entropy and its gradient w.r.t. t
         As :func:`cross_entropy`.
     grad : ndarray
         d(loss)/d(logits), the logits' shape and dtype (``out`` when given).
+    lse : ndarray
+        With ``return_lse=True`` only, as :func:`cross_entropy`.
 
     Raises
     ------

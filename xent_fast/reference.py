@@ -11,7 +11,11 @@ How every function here works:
 * inputs are converted to their *compute dtype* (float32 stays float32, float64
   stays float64, every other real numeric dtype becomes float64; complex,
   object and string arrays are a TypeError), then to float64, in which all
-  arithmetic is done; results are cast back to the compute dtype;
+  arithmetic is done; results are cast back to the compute dtype.  The
+  cross-entropy and softmax families also take float16 and bfloat16
+  (``ml_dtypes.bfloat16``) logits: computed in float32 (their values are exact
+  there), losses and log-sum-exps in float32, gradients and softmax outputs in
+  the input's dtype (or a float32 ``out=``);
 * the class axis is moved to the end (``np.moveaxis``), so a "row" is
   ``x[..., :]`` and holds the C class scores of one sample;
 * the losses of the cross-entropy family are written with per-class
@@ -53,8 +57,16 @@ _REDUCTIONS = ("mean", "sum", "none")
 # Validation and conversion
 # ---------------------------------------------------------------------------
 
-def _compute_dtype(dtype, name):
-    """The dtype rule: float32/float64 are kept, other real numbers -> float64."""
+def _is_half(dtype):
+    """float16 or bfloat16 (ml_dtypes' dtype, known by its name)."""
+    return dtype.itemsize == 2 and dtype.name in ("float16", "bfloat16")
+
+
+def _compute_dtype(dtype, name, half=False):
+    """The dtype rule: float32/float64 are kept, other real numbers -> float64 (float16 and
+    bfloat16 -> float32 where ``half``)."""
+    if half and _is_half(np.dtype(dtype)):
+        return np.dtype(np.float32)
     if dtype == np.float32 or dtype == np.float64:
         return np.dtype(dtype)
     if dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
@@ -62,14 +74,15 @@ def _compute_dtype(dtype, name):
     raise TypeError(f"{name} must be a real numeric array, got dtype {dtype}")
 
 
-def _as_float(x, name, dtype=None):
+def _as_float(x, name, dtype=None, half=False):
     """Return ``(x as a new float64 array, compute dtype)``.
 
     The values are first rounded to the compute dtype (or to ``dtype`` when
     given), so a float32 input is computed from exactly its float32 values.
+    ``half``: float16 and bfloat16 compute in float32.
     """
     x = np.asarray(x)
-    compute = _compute_dtype(x.dtype, name)
+    compute = _compute_dtype(x.dtype, name, half)
     if dtype is not None:
         compute = np.dtype(dtype)
     return x.astype(compute).astype(np.float64), compute
@@ -117,15 +130,15 @@ def _check_axis(axis, ndim):
     return axis % ndim
 
 
-def _check_out(out, shape, dtype):
-    """``out=`` must be a writable ndarray of the result's shape and compute dtype."""
+def _check_out(out, shape, dtype, also=None):
+    """``out=`` must be a writable ndarray of the result's shape and dtype (or ``also``)."""
     if out is None:
         return
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
         raise ValueError(f"out has shape {out.shape}, expected {tuple(shape)}")
-    if out.dtype != dtype:
+    if out.dtype != dtype and (also is None or out.dtype != also):
         raise ValueError(f"out has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
@@ -184,7 +197,7 @@ def _index_targets(targets, C, ignore_index):
 class _ClassProblem:
     """A validated class-axis loss problem (see :func:`_class_problem`)."""
 
-    def __init__(self, x, a, ignored, denom, dtype, axis, shape):
+    def __init__(self, x, a, ignored, denom, dtype, axis, shape, storage):
         self.x = x              # float64 input, class axis last, shape (..., C)
         self.a = a              # float64 coefficients a_ij, shape (..., C)
         self.ignored = ignored  # bool, shape (...): rows with t_i == ignore_index
@@ -192,6 +205,9 @@ class _ClassProblem:
         self.dtype = dtype      # compute dtype
         self.axis = axis        # the class axis of the caller's array (non-negative)
         self.shape = shape      # the caller's array shape
+        self.storage = storage  # the gradient's dtype: the input's for float16/bfloat16
+        self.t = None           # class indices (0 on ignored rows), or None
+        self.w = None           # class weights
 
 
 def _class_problem(x, targets, axis, weight, ignore_index, label_smoothing, name, index_only=False):
@@ -206,7 +222,9 @@ def _class_problem(x, targets, axis, weight, ignore_index, label_smoothing, name
     * probability targets ``y``: ``a_ij = w[j] * ((1 - s) * y_ij + s / C)`` and
       the mean denominator is the number of rows.
     """
-    x, dtype = _as_float(x, name)
+    storage = np.asarray(x).dtype
+    x, dtype = _as_float(x, name, half=True)
+    storage = storage if _is_half(storage) else dtype
     axis = _check_axis(axis, x.ndim)
     ignore_index = _check_ignore_index(ignore_index)
     s = _check_label_smoothing(label_smoothing)
@@ -225,18 +243,22 @@ def _class_problem(x, targets, axis, weight, ignore_index, label_smoothing, name
         a = (1.0 - s) * w[t][..., None] * onehot + (s / C) * w
         a[ignored] = 0.0
         denom = w[t][~ignored].sum()
+        index_t = t
     elif targets.shape == shape and not index_only:
         y, _ = _as_float(targets, "targets", dtype=dtype)
         y = np.moveaxis(y, axis, -1)
         a = w * ((1.0 - s) * y + s / C)
         ignored = np.zeros(row_shape, dtype=bool)
         denom = float(np.prod(row_shape))
+        index_t = None
     else:
         expected = f"{row_shape} (class indices)"
         if not index_only:
             expected += f" or {shape} (class probabilities)"
         raise ValueError(f"targets have shape {targets.shape}, expected {expected}")
-    return _ClassProblem(x, a, ignored, denom, dtype, axis, shape)
+    pr = _ClassProblem(x, a, ignored, denom, dtype, axis, shape, storage)
+    pr.t, pr.w = index_t, w
+    return pr
 
 
 # ---------------------------------------------------------------------------
@@ -332,7 +354,7 @@ def _class_grad(problem, drows, grad_loss, reduction, out):
     scale = _grad_scale(grad_loss, reduction, problem.ignored.shape, problem.denom)
     grad = scale[..., None] * drows
     grad[problem.ignored] = 0.0
-    return _finish(np.moveaxis(grad, -1, problem.axis), problem.dtype, out)
+    return _finish(np.moveaxis(grad, -1, problem.axis), problem.storage, out)
 
 
 # ---------------------------------------------------------------------------
@@ -340,14 +362,16 @@ def _class_grad(problem, drows, grad_loss, reduction, out):
 # ---------------------------------------------------------------------------
 
 def _softmax_family(x, axis, out, fn):
-    x, dtype = _as_float(x, "x")
+    storage = np.asarray(x).dtype
+    x, dtype = _as_float(x, "x", half=True)
+    storage = storage if _is_half(storage) else dtype
     axis = _check_axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"x has an empty axis {axis}")
-    _check_out(out, x.shape, dtype)
+    _check_out(out, x.shape, storage)
     with np.errstate(all="ignore"):
         result = np.moveaxis(fn(np.moveaxis(x, axis, -1)), -1, axis)
-    return _finish(result, dtype, out)
+    return _finish(result, storage, out)
 
 
 def log_softmax(x, axis=-1, *, out=None, num_threads=None):
@@ -406,7 +430,7 @@ def logsumexp(x, axis=-1, *, num_threads=None):
         ``x``'s shape without ``axis`` (a scalar for 1-D ``x``). A row of all
         ``-inf`` gives ``-inf``.
     """
-    x, dtype = _as_float(x, "x")
+    x, dtype = _as_float(x, "x", half=True)
     axis = _check_axis(axis, x.ndim)
     if x.shape[axis] == 0:
         raise ValueError(f"x has an empty axis {axis}")
@@ -419,31 +443,106 @@ def logsumexp(x, axis=-1, *, num_threads=None):
 # Cross-entropy from logits
 # ---------------------------------------------------------------------------
 
-def _cross_entropy(logits, targets, axis, weight, ignore_index, reduction, label_smoothing, eps,
-                   want_grad):
-    """Per-row losses and, when ``want_grad``, per-row gradients (class axis last).
+def _check_options(logit_scale, softcap, z_loss):
+    """The large-model options: logit_scale finite and not 0, softcap None or finite > 0,
+    z_loss finite >= 0."""
+    logit_scale = _check_real(logit_scale, "logit_scale")
+    if not np.isfinite(logit_scale) or logit_scale == 0:
+        raise ValueError(f"logit_scale must be finite and not 0, got {logit_scale!r}")
+    if softcap is not None:
+        softcap = _check_real(softcap, "softcap")
+        if not (np.isfinite(softcap) and softcap > 0):
+            raise ValueError(f"softcap must be a positive finite number or None, got {softcap!r}")
+    z_loss = _check_real(z_loss, "z_loss")
+    if not (np.isfinite(z_loss) and z_loss >= 0):
+        raise ValueError(f"z_loss must be a non-negative finite number, got {z_loss!r}")
+    return logit_scale, softcap, z_loss
 
-    ``loss_i = -sum_j a_ij * c(lsm_ij)`` with ``c`` the clip to
-    ``[log(eps), log1p(-eps)]``. Its gradient: with ``b = a * c'``,
-    ``dloss_i/dx_ik = softmax_ik * sum_j b_ij - b_ik``
-    (because ``dlsm_ij/dx_ik = [j == k] - softmax_ik``).
+
+def _sample_weight(sample_weight, row_shape):
+    """Per-row weights broadcast to the rows' shape (float64), or None."""
+    if sample_weight is None:
+        return None
+    sw, _ = _as_float(sample_weight, "sample_weight")
+    try:
+        return np.broadcast_to(sw, row_shape)
+    except ValueError:
+        raise ValueError(f"sample_weight of shape {sw.shape} does not broadcast to the targets' "
+                         f"row shape {tuple(row_shape)}") from None
+
+
+def _map_logits(u, logit_scale, softcap):
+    """``z = logit_scale * u``, then ``softcap * tanh(z / softcap)`` with a cap; and ``dz/du``."""
+    z = logit_scale * u
+    if softcap is None:
+        return z, logit_scale
+    t = np.tanh(z / softcap)
+    return softcap * t, logit_scale * (1.0 - t * t)
+
+
+def _cross_entropy(logits, targets, axis, weight, ignore_index, reduction, label_smoothing, eps,
+                   want_grad, logit_scale=1.0, softcap=None, z_loss=0.0, sample_weight=None):
+    """Per-row losses, per-row log-sum-exps and, when ``want_grad``, per-row gradients (class
+    axis last).
+
+    Each row ``u`` is mapped to ``z = logit_scale * u`` (then ``softcap * tanh(z / softcap)``),
+    and ``loss_i = sw_i * (-sum_j a_ij * c(lsm_ij) + z_loss * lse_i**2)`` with ``lsm =
+    log_softmax(z)``, ``lse = logsumexp(z)``, ``c`` the clip to ``[log(eps), log1p(-eps)]`` and
+    the z-loss term on rows that are not ignored.  Its gradient: with ``b = a * c'``,
+    ``dloss_i/dz_ik = sw_i * (softmax_ik * (sum_j b_ij + 2 z_loss lse_i) - b_ik)``
+    (because ``dlsm_ij/dz_ik = [j == k] - softmax_ik`` and ``dlse_i/dz_ik = softmax_ik``),
+    times ``dz/du``.  The "mean" denominator becomes ``sum_i sw_i w[t_i]`` over rows that are not
+    ignored (``sum_i sw_i`` with probability targets).
     """
     _check_reduction(reduction)
     lo, hi = _log_clip_bounds(_check_eps(eps))
+    logit_scale, softcap, z_loss = _check_options(logit_scale, softcap, z_loss)
     pr = _class_problem(logits, targets, axis, weight, ignore_index, label_smoothing, "logits")
+    sw = _sample_weight(sample_weight, pr.ignored.shape)
+    if sw is not None:
+        if pr.t is not None:
+            pr.denom = (sw * pr.w[pr.t])[~pr.ignored].sum()
+        else:
+            pr.denom = sw.sum()
     with np.errstate(all="ignore"):
-        lsm = _log_softmax_last(pr.x)
+        z, dz = _map_logits(pr.x, logit_scale, softcap)
+        lsm = _log_softmax_last(z)
+        lse = _logsumexp_last(z)[..., 0]
         logp, inside = _clip_with_derivative(lsm, lo, hi)
         rows = _neg_weighted_sum(pr.a, logp)
+        if z_loss != 0:
+            rows = rows + np.where(pr.ignored, 0.0, z_loss * lse * lse)
+        if sw is not None:
+            rows = sw * rows
         drows = None
         if want_grad:
             b = np.where(inside, pr.a, 0.0)
-            drows = np.exp(lsm) * np.sum(b, axis=-1, keepdims=True) - b
-    return pr, rows, drows
+            softmax_coef = np.sum(b, axis=-1, keepdims=True)
+            if z_loss != 0:
+                softmax_coef = softmax_coef + 2.0 * z_loss * lse[..., None]
+            drows = np.exp(lsm) * softmax_coef - b
+            if sw is not None:
+                drows = sw[..., None] * drows
+            drows = drows * dz
+    return pr, rows, drows, lse
+
+
+_OPTIONS_DOC = """logit_scale : float, optional
+        Multiplies the logits first (finite, not 0).
+    softcap : float, optional
+        Soft-caps the scaled logits: ``z = softcap * tanh(z / softcap)`` (positive, finite).
+    z_loss : float, optional
+        Adds ``z_loss * logsumexp(z)**2`` to the loss of every row that is not ignored.
+    sample_weight : array_like, optional
+        Multiplies each row's loss; broadcast to the targets' row shape.  "mean" divides by
+        ``sum_i sample_weight_i * w[t_i]`` (``sum_i sample_weight_i`` with probabilities).
+    return_lse : bool, optional
+        Also return each row's ``logsumexp(z)`` (the row shape, compute dtype)."""
 
 
 def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0, eps=0.0, num_threads=None):
+                  label_smoothing=0.0, eps=0.0, z_loss=0.0, softcap=None, logit_scale=1.0,
+                  sample_weight=None, return_lse=False, num_threads=None):
     """Cross-entropy from raw logits: fused log-softmax + negative log-likelihood.
 
     With ``lsm = log_softmax(logits)``, ``c(v) = clip(v, log(eps), log1p(-eps))``,
@@ -454,6 +553,11 @@ def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, r
       have loss 0; "mean" divides by ``sum_i w[t_i]`` over the other rows;
     * probabilities ``y``: ``loss_i = -sum_j w[j] * y'_ij * c(lsm_i)[j]`` with
       ``y' = (1 - s) * y + s / C``; "mean" divides by the number of rows.
+
+    The large-model options apply first a map of each row of logits ``u``:
+    ``z = logit_scale * u``, then ``z = softcap * tanh(z / softcap)``; the loss above is that of
+    ``z``, plus ``z_loss * logsumexp(z)**2`` for a row that is not ignored, times the row's
+    ``sample_weight`` (see :func:`_cross_entropy`).  The defaults leave the loss unchanged.
 
     With ``eps=0`` this is ``torch.nn.functional.cross_entropy``.
 
@@ -476,6 +580,7 @@ def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, r
         In ``[0, 1]``.
     eps : float, optional
         Probability clipping, in ``[0, 0.5)``; 0 disables it.
+    """ + _OPTIONS_DOC + """
     num_threads : int, optional
         Ignored by the reference.
 
@@ -483,27 +588,33 @@ def cross_entropy(logits, targets, *, axis=-1, weight=None, ignore_index=-100, r
     -------
     loss : numpy scalar or ndarray
         Of the compute dtype; an array of the targets' (index) shape for "none".
+    lse : ndarray
+        With ``return_lse`` only.
     """
-    pr, rows, _ = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
-                                 label_smoothing, eps, want_grad=False)
-    return _reduce(rows, reduction, pr.denom, pr.dtype)
+    pr, rows, _, lse = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
+                                      label_smoothing, eps, False, logit_scale, softcap, z_loss,
+                                      sample_weight)
+    loss = _reduce(rows, reduction, pr.denom, pr.dtype)
+    return (loss, lse.astype(pr.dtype)) if return_lse else loss
 
 
 def cross_entropy_and_grad(logits, targets, *, axis=-1, weight=None, ignore_index=-100,
-                           reduction="mean", label_smoothing=0.0, eps=0.0, grad_loss=None,
-                           out=None, num_threads=None):
+                           reduction="mean", label_smoothing=0.0, eps=0.0, z_loss=0.0,
+                           softcap=None, logit_scale=1.0, sample_weight=None, return_lse=False,
+                           grad_loss=None, out=None, num_threads=None):
     """:func:`cross_entropy` and its gradient with respect to ``logits``.
 
     Parameters
     ----------
     logits, targets, axis, weight, ignore_index, reduction, label_smoothing, eps, num_threads
-        As :func:`cross_entropy`.
+        As :func:`cross_entropy`; so are the options ``z_loss``, ``softcap``, ``logit_scale``,
+        ``sample_weight`` and ``return_lse``.
     grad_loss : array_like, optional
         Upstream gradient, broadcastable to the loss shape (a scalar for
         "mean"/"sum"); default 1.
     out : ndarray, optional
-        Writable array of ``logits``' shape and compute dtype that receives the
-        gradient (``out=logits`` is allowed).
+        Writable array of ``logits``' shape and dtype (or float32 for float16 / bfloat16
+        logits) that receives the gradient (``out=logits`` is allowed).
 
     Returns
     -------
@@ -512,12 +623,16 @@ def cross_entropy_and_grad(logits, targets, *, axis=-1, weight=None, ignore_inde
     grad : ndarray
         ``grad_loss * dloss/dlogits``, ``logits``' shape. Zero on ignored rows;
         zero where the clip is active (strictly outside its bounds).
+    lse : ndarray
+        With ``return_lse`` only.
     """
-    pr, rows, drows = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
-                                     label_smoothing, eps, want_grad=True)
-    _check_out(out, pr.shape, pr.dtype)
+    pr, rows, drows, lse = _cross_entropy(logits, targets, axis, weight, ignore_index, reduction,
+                                          label_smoothing, eps, True, logit_scale, softcap,
+                                          z_loss, sample_weight)
+    _check_out(out, pr.shape, pr.storage, also=pr.dtype)
     loss = _reduce(rows, reduction, pr.denom, pr.dtype)
-    return loss, _class_grad(pr, drows, grad_loss, reduction, out)
+    grad = _class_grad(pr, drows, grad_loss, reduction, out)
+    return (loss, grad, lse.astype(pr.dtype)) if return_lse else (loss, grad)
 
 
 def nll_loss(log_probs, targets, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
@@ -615,7 +730,7 @@ def categorical_cross_entropy_and_grad(probs, targets, *, axis=-1, eps=1e-7, wei
     """
     pr, rows, drows = _categorical_cross_entropy(probs, targets, axis, eps, weight, ignore_index,
                                                  reduction, label_smoothing, want_grad=True)
-    _check_out(out, pr.shape, pr.dtype)
+    _check_out(out, pr.shape, pr.storage, also=pr.dtype)
     loss = _reduce(rows, reduction, pr.denom, pr.dtype)
     return loss, _class_grad(pr, drows, grad_loss, reduction, out)
 
