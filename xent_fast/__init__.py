@@ -6,6 +6,9 @@ reductions that do not depend on the thread count.  ``xent_fast.reference`` hold
 definition of every function.
 """
 from ._version import __version__
+from ._build import import_kernels
+
+import_kernels()  # a clear ImportError when the compiled module is missing
 from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,

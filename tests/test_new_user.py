@@ -1,0 +1,68 @@
+"""What a new user meets first (issue 14): the import from a checkout without a built extension,
+the README's snippets run as written, and a typed user script that passes ``mypy --strict``.
+
+Runs against whichever xent_fast is imported: the editable checkout or an installed wheel (then
+.ci/run copies README.md next to tests/)."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from _helpers import USING_REFERENCE
+
+pytestmark = pytest.mark.compiled_only
+
+if USING_REFERENCE:  # the compiled package may be missing altogether then
+    pytest.skip("XENT_TEST_IMPL=reference: these tests need the package", allow_module_level=True)
+
+import xent_fast  # noqa: E402
+
+PKG = pathlib.Path(xent_fast.__file__).resolve().parent
+
+
+def _python(code, cwd, **env):
+    """Run `code` in a fresh interpreter in `cwd`; return (exit code, stdout + stderr)."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environ.update(env)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ,
+                          capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def _package_copy_without_extension(dest, with_sources):
+    """A copy of the package folder without the compiled module, as a checkout before its build
+    (`with_sources`: the Cython source is there) or a broken installation (it is not)."""
+    folder = dest / "xent_fast"
+    shutil.copytree(PKG, folder, ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    (folder / "_kernels.pyx").unlink(missing_ok=True)
+    if with_sources:
+        (folder / "_kernels.pyx").write_text("# the Cython source of the compiled module\n")
+    return folder
+
+
+@pytest.mark.parametrize("with_sources", [True, False], ids=["checkout", "broken-install"])
+def test_import_without_the_extension_says_what_to_do(tmp_path, with_sources):
+    folder = _package_copy_without_extension(tmp_path, with_sources)
+    # An editable install's import hook would find the checkout's compiled module for the copy's
+    # submodules; a regular installation (the case at hand) has no such hook.
+    code = ("import sys; sys.path.insert(0, '.')\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'Editable' not in repr(f)]\n"
+            "try:\n    import xent_fast\n"
+            "except ImportError as exc:\n    print('ImportError:', exc); sys.exit(3)\n")
+    status, output = _python(code, tmp_path)
+    assert status == 3, output
+    assert "circular import" not in output
+    assert str(folder) in output and "_kernels" in output
+    if with_sources:
+        assert "shadows" in output and "pip install -e ." in output and "another folder" in output
+    else:
+        assert "reinstall" in output
+
+
+def test_import_from_a_folder_with_the_extension_works(tmp_path):
+    status, output = _python("import xent_fast; print(xent_fast.isa())", tmp_path)
+    assert status == 0 and output.strip() in ("baseline", "avx2", "avx512"), output
