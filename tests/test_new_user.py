@@ -66,3 +66,41 @@ def test_import_without_the_extension_says_what_to_do(tmp_path, with_sources):
 def test_import_from_a_folder_with_the_extension_works(tmp_path):
     status, output = _python("import xent_fast; print(xent_fast.isa())", tmp_path)
     assert status == 0 and output.strip() in ("baseline", "avx2", "avx512"), output
+
+
+# ----------------------------------------------------------------------------------------------
+# XENT_FAST_ISA: a value that names no path, or a path the CPU lacks, is refused (issue 14.7)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["bogus", "AVX2", "avx-512"])
+def test_unknown_forced_isa_is_refused_at_import(tmp_path, value):
+    status, output = _python("import xent_fast", tmp_path, XENT_FAST_ISA=value)
+    assert status != 0 and "ValueError" in output, output
+    assert repr(value) in output and "baseline, avx2, avx512" in output, output
+
+
+def test_forced_isa_the_cpu_has_is_accepted(tmp_path):
+    status, output = _python("import xent_fast; print(xent_fast.isa())", tmp_path,
+                             XENT_FAST_ISA="baseline")
+    assert status == 0 and output.strip() == "baseline", output
+
+
+def test_forced_isa_the_cpu_lacks_is_refused():
+    from xent_fast._build import check_forced_isa
+
+    # what the dispatcher reports when it fell back from a path the CPU lacks
+    with pytest.raises(ValueError, match=r"'avx512'.*at most avx2.*baseline, avx2\b"):
+        check_forced_isa("avx2", "avx512")
+    with pytest.raises(ValueError, match=r"'avx2'.*at most baseline"):
+        check_forced_isa("baseline", "avx2")
+    check_forced_isa("avx2", "avx2")
+    check_forced_isa("avx2", "")  # empty: unset
+
+
+def test_forced_isa_the_cpu_lacks_is_refused_at_import(tmp_path):
+    best = xent_fast.isa() if "XENT_FAST_ISA" not in os.environ else None
+    if best is None or best == "avx512":
+        pytest.skip("needs a CPU without AVX-512 and XENT_FAST_ISA unset (the unit test above "
+                    "covers the check itself)")
+    status, output = _python("import xent_fast", tmp_path, XENT_FAST_ISA="avx512")
+    assert status != 0 and "'avx512'" in output and f"at most {best}" in output, output

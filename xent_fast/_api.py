@@ -19,7 +19,7 @@ _LOGSUMEXP, _LOG_SOFTMAX, _SOFTMAX = 0, 1, 2
 
 def _class_targets(targets, x, axis, row_shape_full):
     """Split targets into (class indices as int64, None) or (None, probabilities in x's dtype)."""
-    t = np.asarray(targets)
+    t = v.as_array(targets, "targets")
     if t.shape == row_shape_full:
         if t.dtype.kind not in "iu":
             raise TypeError(
@@ -144,7 +144,7 @@ def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, nu
     w = _broadcast_weight(weight, x, "weight")
     pw = None
     if pos_weight is not None:
-        pw = np.asarray(pos_weight)
+        pw = v.as_array(pos_weight, "pos_weight")
         if pw.ndim <= 1 and x.ndim >= 1 and pw.size in (1, x.shape[-1]):
             pw = np.ascontiguousarray(np.broadcast_to(v.as_dtype(pw, x.dtype, "pos_weight"),
                                                       x.shape[-1:]))

@@ -1,4 +1,5 @@
-"""The compiled module's import, with a message that says what to do when it is missing.
+"""The compiled module's import, with a message that says what to do when it is missing, and the
+check of the ``XENT_FAST_ISA`` setting against the path the kernels actually took.
 
 Run from a checkout, ``import xent_fast`` finds the source folder ``xent_fast/`` first (the
 current directory leads ``sys.path``), which holds no compiled ``_kernels`` until the extension is
@@ -37,3 +38,22 @@ def import_kernels():
         if message is None:  # the file is there but does not load: its own error says why
             raise
         raise ImportError(message, name="xent_fast._kernels") from exc
+
+
+ISAS = ("baseline", "avx2", "avx512")  # the kernel paths, from the narrowest
+
+
+def check_forced_isa(running, forced=None):
+    """Refuse an ``XENT_FAST_ISA`` that names no path, or one the CPU lacks (`running` is the
+    path the dispatcher took: it falls back to the CPU's best rather than fail)."""
+    if forced is None:
+        forced = os.environ.get("XENT_FAST_ISA", "")
+    if not forced:  # unset or empty: the CPU's best
+        return
+    if forced not in ISAS:
+        raise ValueError(f"XENT_FAST_ISA={forced!r} names no kernel path: choose one of "
+                         f"{', '.join(ISAS)}, or unset it to use the CPU's best ({running})")
+    if forced != running:
+        raise ValueError(f"XENT_FAST_ISA={forced!r} asks for a path this CPU (or this build) does "
+                         f"not support: it runs at most {running}; choose one of "
+                         f"{', '.join(ISAS[:ISAS.index(running) + 1])}, or unset it")

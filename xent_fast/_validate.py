@@ -14,13 +14,24 @@ DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
 INT64 = np.iinfo(np.int64)
 
 
+def as_array(value, name):
+    """np.asarray(value), with errors that name the argument: None, or a ragged nested sequence."""
+    if value is None:
+        raise TypeError(f"{name} must be an array_like of numbers, got None")
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # NumPy's "inhomogeneous shape" of a ragged nested sequence
+        raise ValueError(f"{name} must be a rectangular array_like, got a ragged nested sequence "
+                         f"({exc})") from None
+
+
 def float_array(value, name):
     """`value` as a float32/float64 array the kernels can read.
 
     float32 and float64 are kept; every other real numeric dtype (bool, integers, float16,
     longdouble) becomes float64.  Complex, object and string data are a TypeError.
     """
-    arr = np.asarray(value)
+    arr = as_array(value, name)
     if arr.dtype not in DTYPE_CODES:
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
@@ -38,7 +49,7 @@ def kernel_readable(arr):
 
 def as_dtype(value, dtype, name):
     """A real numeric array-like converted to `dtype` (no copy when it already is)."""
-    arr = np.asarray(value)
+    arr = as_array(value, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
     return kernel_readable(arr.astype(dtype, copy=False))
@@ -101,7 +112,7 @@ def class_weight(weight, n_class):
     """weight as a contiguous float64 array of n_class elements, or None."""
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = as_array(weight, "weight")
     if w.dtype.kind not in "biuf":
         raise TypeError(f"weight must hold real numbers, got an array of dtype {w.dtype}")
     if w.shape != (n_class,):
@@ -147,7 +158,7 @@ def upstream_gradient(grad_loss, loss_shape):
     """grad_loss as (float64 array, stride) for the kernels: one scalar, or one value per row."""
     if grad_loss is None:
         return None, 0
-    g = np.asarray(grad_loss)
+    g = as_array(grad_loss, "grad_loss")
     if g.dtype.kind not in "biuf":
         raise TypeError(f"grad_loss must hold real numbers, got an array of dtype {g.dtype}")
     try:

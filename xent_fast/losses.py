@@ -10,6 +10,8 @@ _CLASS_PARAMS = """
     targets : array_like
         Either class indices, an integer array with the input's shape minus the class axis, or
         class probabilities (one-hot or soft labels), an array of the input's full shape.
+        Probabilities are used as given, as in PyTorch: neither checked to lie in [0, 1] nor to
+        sum to 1; the formula applies to any values.
     axis : int, default -1
         The class axis.
     weight : array_like of shape (C,), optional
@@ -230,7 +232,8 @@ def binary_cross_entropy(probs, targets, *, eps=1e-7, weight=None, reduction="me
 
 _BINARY_PARAMS = """
     targets : array_like
-        Targets in [0, 1] (soft labels allowed), the input's shape.
+        Targets, the input's shape: labels 0 and 1 or soft labels in [0, 1].  As in PyTorch they
+        are not checked: values outside [0, 1] enter the formula as they are.
     weight : array_like, optional
         Broadcast against the input (as in PyTorch); it must not enlarge the input's shape.
     reduction : {'mean', 'sum', 'none'}, default 'mean'
