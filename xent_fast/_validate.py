@@ -55,10 +55,11 @@ def as_dtype(value, dtype, name):
     return kernel_readable(arr.astype(dtype, copy=False))
 
 
-def class_axis(axis, ndim, name="axis"):
-    """`axis` as a non-negative int for an array of `ndim` dimensions."""
+def class_axis(axis, ndim, name="axis", array="the input"):
+    """`axis` as a non-negative int for an array of `ndim` dimensions (`array` names it)."""
     if ndim == 0:
-        raise ValueError("the input must have at least one dimension: the class axis")
+        raise ValueError(f"{array} must have at least one dimension, the class axis; got a 0-d "
+                         "array")
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -66,6 +67,27 @@ def class_axis(axis, ndim, name="axis"):
     if not -ndim <= axis < ndim:
         raise ValueError(f"{name}={axis} is out of bounds for an array of {ndim} dimensions")
     return axis % ndim
+
+
+def reduced_axes(axis, ndim):
+    """`axis` (None for all, an int or a tuple of ints) as a sorted tuple of distinct
+    non-negative axes.  A 0-d array takes axis 0 or -1 and reduces nothing, as in NumPy."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    try:
+        axes = [operator.index(a) for a in items]
+    except TypeError:
+        raise TypeError(f"axis must be an integer, a tuple of integers or None, got "
+                        f"{axis!r}") from None
+    bound = max(ndim, 1)
+    for a in axes:
+        if not -bound <= a < bound:
+            raise ValueError(f"axis={a} is out of bounds for an array of {ndim} dimensions")
+    axes = [a % bound for a in axes]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis={axis!r} names an axis twice")
+    return tuple(sorted(a for a in axes if a < ndim))
 
 
 def reduction_code(reduction):

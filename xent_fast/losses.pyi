@@ -114,8 +114,9 @@ def binary_cross_entropy_with_logits_and_grad(
 ) -> Tuple[_Loss, _Grad]: ...
 def logsumexp(
     x: ArrayLike,
-    axis: int = -1,
+    axis: Union[int, Tuple[int, ...], None] = -1,
     *,
+    keepdims: bool = False,
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
 def log_softmax(
