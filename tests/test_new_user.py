@@ -104,3 +104,33 @@ def test_forced_isa_the_cpu_lacks_is_refused_at_import(tmp_path):
                     "covers the check itself)")
     status, output = _python("import xent_fast", tmp_path, XENT_FAST_ISA="avx512")
     assert status != 0 and "'avx512'" in output and f"at most {best}" in output, output
+
+
+# ----------------------------------------------------------------------------------------------
+# typing: a user script passes `mypy --strict` with the package's stubs, and mistakes are caught
+# ----------------------------------------------------------------------------------------------
+
+TYPED = pathlib.Path(__file__).resolve().parent / "typed_user"
+
+
+def test_typed_user_script_passes_mypy_strict_and_runs(tmp_path):
+    """mypy is in the [test] extra; it runs in a subprocess on the stubs of the xent_fast under
+    test, and must also report each marked mistake of user_errors.py (else it checks nothing)."""
+    env = {"MYPY_FORCE_COLOR": "0"}
+    if "site-packages" not in PKG.parts:  # an editable install: mypy cannot follow its import hook
+        env["MYPYPATH"] = str(PKG.parent)
+    good, bad = TYPED / "user_script.py", TYPED / "user_errors.py"
+    code = ("import sys; from mypy import api\n"
+            f"out, err, status = api.run(['--strict', '--no-error-summary', '--hide-error-context', "
+            f"'--cache-dir', {str(tmp_path / 'cache')!r}, {str(good)!r}, {str(bad)!r}])\n"
+            "print(out, err)\n")
+    status, output = _python(code, tmp_path, **env)
+    assert status == 0, output
+    errors = [line for line in output.splitlines() if ": error:" in line]
+    assert not [e for e in errors if "user_script.py" in e], output
+    expected = [n for n, line in enumerate(bad.read_text().splitlines(), 1)
+                if line.endswith("# error")]
+    reported = sorted({int(e.split(":")[1]) for e in errors if "user_errors.py" in e})
+    assert reported == expected, output
+    status, output = _python(good.read_text(), tmp_path)
+    assert status == 0, output

@@ -19,7 +19,7 @@ from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
                      CategoricalCrossEntropyLoss, CrossEntropyLoss)
 
 
-def isa():
+def isa() -> str:
     """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'.
 
     Chosen from the CPU's features; the environment variable XENT_FAST_ISA (baseline, avx2,
