@@ -45,8 +45,8 @@ shapes (--shapes)
   or a comma list of specs: NxC[:f32|f64][:axis=K], e.g. 2048x32000,1024x50257:f64,32x21x128x128:axis=1
 
 method
-  Per case and pass the contenders take turns over --rounds rounds (rotating order), each with a
-  share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under
+  Per case and pass the contenders take turns over --rounds rounds (rotating order; the reference in
+  the first --reference-rounds), each with a share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under
   1 ms are batched) until the budget is spent and at least --min-samples were taken (the slow
   NumPy reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes
   read (+ gradient bytes written for fwd+grad) / best time, against a read roofline (threaded

@@ -134,3 +134,44 @@ def test_typed_user_script_passes_mypy_strict_and_runs(tmp_path):
     assert reported == expected, output
     status, output = _python(good.read_text(), tmp_path)
     assert status == 0, output
+
+
+# ----------------------------------------------------------------------------------------------
+# the README's snippets and the docstrings' examples run as written
+# ----------------------------------------------------------------------------------------------
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks(markdown):
+    """The ```python blocks of a Markdown text, in order."""
+    blocks, block = [], None
+    for line in markdown.splitlines():
+        if block is None and line.strip() == "```python":
+            block = []
+        elif block is not None and line.strip() == "```":
+            blocks.append("\n".join(block))
+            block = None
+        elif block is not None:
+            block.append(line)
+    assert block is None, "README.md has an unclosed ```python block"
+    return blocks
+
+
+def test_readme_python_blocks_run_in_order_as_one_script(tmp_path):
+    assert README.is_file(), (f"{README} is missing: the tests read the README next to tests/ "
+                              "(copy it there with tests/ when testing an installed wheel)")
+    blocks = _python_blocks(README.read_text())
+    assert blocks, "README.md has no ```python block"
+    script = "\n\n".join(blocks)
+    status, output = _python(script, tmp_path)
+    assert status == 0, f"README.md's python blocks fail as one script:\n{output}"
+
+
+@pytest.mark.parametrize("module", ["xent_fast.losses", "xent_fast.layers"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result
