@@ -46,15 +46,15 @@ shapes (--shapes)
 
 method
   Per case and pass the contenders take turns over --rounds rounds (rotating order; the reference in
-  the first --reference-rounds), each with a share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under
-  1 ms are batched) until the budget is spent and at least --min-samples were taken (the slow
-  NumPy reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes
-  read (+ gradient bytes written for fwd+grad) / best time, against a read roofline (threaded
-  chunked NumPy add/maximum reduce over a --roofline-mb array) and a copy roofline (read+write)
-  measured in the same run, at the start and (full run) the end. Peak memory: one call's growth
-  of tracemalloc's peak and of the RSS high-water mark (bench/memory.py). Each contender's loss
-  and gradient norm are checked against the reference's. CPU time used by other processes during
-  the run is measured, and a warning printed when the machine was busy.
+  the first --reference-rounds), each with a share of --budget seconds: warm-up (JIT, thread pools),
+  then samples of one call (calls under 1 ms are batched) until the budget is spent and at least
+  --min-samples were taken (the slow NumPy reference: --reference-samples). Reported: median and
+  best-of-k ms. GB/s = logits bytes read (+ gradient bytes written for fwd+grad) / best time,
+  against a read roofline (threaded chunked NumPy add/maximum reduce over a --roofline-mb array) and
+  a copy roofline (read+write) measured in the same run, at the start and (full run) the end. Peak
+  memory: one call's growth of tracemalloc's peak and of the RSS high-water mark (bench/memory.py).
+  Each contender's loss and gradient norm are checked against the reference's. CPU time used by
+  other processes during the run is measured, and a warning printed when the machine was busy.
   Threads: OMP/MKL/OPENBLAS_NUM_THREADS, torch.set_num_threads, XLA_FLAGS
   (--xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) and, below all CPUs, CPU affinity.
 
