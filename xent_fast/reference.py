@@ -332,7 +332,7 @@ def _finish(grad, dtype, out):
     """Cast a float64 result (a gradient, a softmax) to the compute dtype, into
     ``out`` when given."""
     if out is None:
-        return grad.astype(dtype)
+        return np.asarray(grad).astype(dtype)  # an array also for a 0-d input, not a scalar
     out[...] = grad
     return out
 
