@@ -20,7 +20,8 @@ DEFAULT_PLOT = os.path.join(HERE, "results", "speedups.png")
 
 # (default run, --quick) settings; an explicit option overrides either.
 PROFILES = {
-    "rounds": (6, 2), "budget": (1.5, 0.3), "min_samples": (3, 3), "reference_samples": (3, 1),
+    "rounds": (6, 2), "reference_rounds": (None, 1), "budget": (1.5, 0.3), "min_samples": (3, 3),
+    "reference_samples": (3, 1),
     "max_samples": (40, 10),
     "warmup": (0.1, 0.03), "roofline_mb": (512, 256), "roofline_repeats": (7, 4),
 }
@@ -44,25 +45,26 @@ shapes (--shapes)
   or a comma list of specs: NxC[:f32|f64][:axis=K], e.g. 2048x32000,1024x50257:f64,32x21x128x128:axis=1
 
 method
-  Per case and pass the contenders take turns over --rounds rounds (rotating order), each with a
-  share of --budget seconds: warm-up (JIT, thread pools), then samples of one call (calls under
-  1 ms are batched) until the budget is spent and at least --min-samples were taken (the slow
-  NumPy reference: --reference-samples). Reported: median and best-of-k ms. GB/s = logits bytes
-  read (+ gradient bytes written for fwd+grad) / best time, against a read roofline (threaded
-  chunked NumPy add/maximum reduce over a --roofline-mb array) and a copy roofline (read+write)
-  measured in the same run, at the start and (full run) the end. Peak memory: one call's growth
-  of tracemalloc's peak and of the RSS high-water mark (bench/memory.py). Each contender's loss
-  and gradient norm are checked against the reference's. CPU time used by other processes during
-  the run is measured, and a warning printed when the machine was busy.
+  Per case and pass the contenders take turns over --rounds rounds (rotating order; the reference in
+  the first --reference-rounds), each with a share of --budget seconds: warm-up (JIT, thread pools),
+  then samples of one call (calls under 1 ms are batched) until the budget is spent and at least
+  --min-samples were taken (the slow NumPy reference: --reference-samples). Reported: median and
+  best-of-k ms. GB/s = logits bytes read (+ gradient bytes written for fwd+grad) / best time,
+  against a read roofline (threaded chunked NumPy add/maximum reduce over a --roofline-mb array) and
+  a copy roofline (read+write) measured in the same run, at the start and (full run) the end. Peak
+  memory: one call's growth of tracemalloc's peak and of the RSS high-water mark (bench/memory.py).
+  Each contender's loss and gradient norm are checked against the reference's. CPU time used by
+  other processes during the run is measured, and a warning printed when the machine was busy.
   Threads: OMP/MKL/OPENBLAS_NUM_THREADS, torch.set_num_threads, XLA_FLAGS
   (--xla_cpu_multi_thread_eigen, intra_op_parallelism_threads) and, below all CPUs, CPU affinity.
 
 output
   progress on stderr (tqdm if installed), a Markdown report on stdout, JSON (--json, default
   bench/results/latest.json) and a PNG of the speed-ups (--plot, default bench/results/speedups.png,
-  needs matplotlib). Exit status 1 if xent_fast itself could not be timed at all (e.g. not built).
+  needs matplotlib; best-of-k ratios with the median ratios marked). Exit status 1 if xent_fast itself
+  could not be timed at all (e.g. not built).
 
-The default run takes a few minutes; --quick about one.
+The default run takes a few minutes; --quick about one on an idle machine (several on a busy one).
 """
 
 
@@ -71,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark xent_fast's cross-entropy "
                                 "against its NumPy reference, PyTorch CPU and JAX CPU.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="about one minute: 1 round, short budgets, "
-                   "smaller roofline array measured once")
+    p.add_argument("--quick", action="store_true", help="a short run: 2 rounds (the NumPy reference "
+                   "1), short budgets, smaller roofline array measured once")
     p.add_argument("--shapes", default="default", metavar="SET|SPECS",
                    help="default, extended, all, or a comma list of case specs (see below)")
     p.add_argument("--contenders", default=",".join(c.name for c in CONTENDERS), metavar="LIST",
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, metavar="R",
                    help="interleaved rounds per case and pass (6; quick 2): more, shorter turns spread "
                         "the shared machine's bursts of load over every contender alike")
+    p.add_argument("--reference-rounds", type=int, metavar="R",
+                   help="rounds the slow NumPy reference takes part in (all; quick 1): its calls at "
+                        "the largest shapes take seconds each")
     p.add_argument("--budget", type=float, metavar="S",
                    help="seconds of timing per contender, case and pass, over all rounds (1.5; quick 0.3)")
     p.add_argument("--min-samples", type=int, metavar="K", help="at least K timed samples (3)")
@@ -94,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roofline-mb", type=int, metavar="MB", help="roofline array size (512; quick 256)")
     p.add_argument("--roofline-repeats", type=int, metavar="K", help="roofline best-of-K (7; quick 4)")
     p.add_argument("--speedup-stat", choices=("median", "best"), default="median",
-                   help="time statistic of the speed-up columns and plot (default median; best-of-k is "
-                        "more robust on a busy machine)")
+                   help="time statistic of the speed-up columns (default median; best-of-k is more "
+                        "robust on a busy machine); the plot shows best-of-k, medians marked")
     p.add_argument("--seed", type=int, default=0, help="input data seed (default 0)")
     p.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
                    help="results file (default bench/results/latest.json)")
@@ -132,7 +137,9 @@ def config_from_args(args) -> RunConfig:
     return RunConfig(
         cases=cases, contenders=_list(args.contenders, list(BY_NAME), "contender"),
         modes=_list(args.passes, list(MODES), "pass", {"grad": "fwd+grad"}), threads=args.threads,
-        rounds=max(1, pick["rounds"]), budget_s=pick["budget"], min_samples=max(1, pick["min_samples"]),
+        rounds=max(1, pick["rounds"]),
+        reference_rounds=max(1, min(pick["reference_rounds"] or pick["rounds"], pick["rounds"])),
+        budget_s=pick["budget"], min_samples=max(1, pick["min_samples"]),
         reference_min_samples=max(1, pick["reference_samples"]),
         max_samples=max(1, pick["max_samples"]), warmup_s=pick["warmup"], roofline_mb=pick["roofline_mb"],
         roofline_repeats=max(1, pick["roofline_repeats"]), roofline_twice=not args.quick, seed=args.seed,

@@ -35,6 +35,7 @@ class RunConfig:
     modes: list = dataclasses.field(default_factory=lambda: list(MODES))
     threads: int = 1
     rounds: int = 6
+    reference_rounds: int = 6  # rounds the slow baseline takes part in, the first ones
     budget_s: float = 1.5
     min_samples: int = 3
     reference_min_samples: int = 3
@@ -131,7 +132,7 @@ def run(cfg: RunConfig) -> dict:
     startup_s = time.time() - started
     try:
         live = [c for c in chosen if c.family in workers]
-        steps = sum(len([c for c in live if m in c.modes]) for m in cfg.modes) * len(cfg.cases) * cfg.rounds
+        steps = len(cfg.cases) * sum(_rounds_of(cfg, c) for m in cfg.modes for c in live if m in c.modes)
         progress.start(steps + 1 + int(cfg.roofline_twice))
         rooflines = [_roofline(cfg, workers, progress, notes, "start")]
         roof = _combine_rooflines(rooflines)
@@ -144,6 +145,8 @@ def run(cfg: RunConfig) -> dict:
                 todo = [c for c in live if mode in c.modes]
                 for r in range(cfg.rounds):
                     for c in _rotate(todo, r):
+                        if r >= _rounds_of(cfg, c):
+                            continue
                         acc = accs.setdefault((case.key, mode, c.name), {"case": case, "times": []})
                         progress.step(f"{c.label} {case.label} {case.dtype_short} {mode} r{r + 1}")
                         if c.family in workers and not acc.get("error"):
@@ -170,12 +173,16 @@ def run(cfg: RunConfig) -> dict:
     return {"meta": meta, "roofline": roof, "results": records, "notes": notes}
 
 
+def _rounds_of(cfg, c):
+    return min(cfg.reference_rounds, cfg.rounds) if c.slow_baseline else cfg.rounds
+
+
 def _time_one(cfg, workers, c, case, mode, first, per_round, acc, notes, progress):
     req = {"op": "run", "contender": c.name, "mode": mode, "case": case.to_dict(), "seed": cfg.seed,
            "first": first, "warmup_s": cfg.warmup_s, "warmup_calls": 1 if c.slow_baseline else 2,
            **per_round}
     if c.slow_baseline:
-        req["min_samples"] = math.ceil(cfg.reference_min_samples / cfg.rounds)
+        req["min_samples"] = math.ceil(cfg.reference_min_samples / _rounds_of(cfg, c))
     try:
         reply = workers[c.family].request(req, cfg.timeout_s)
     except WorkerError as exc:

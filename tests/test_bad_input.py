@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from _helpers import (ALL_NAMES, AXIS_NAMES, FUNCS, GRAD_NAMES, INDEX_NAMES, LOSS_NAMES, OUT_NAMES,
-                      assert_same_bits, impl, make_case)
+                      assert_same_bits, impl, make_case, ref)
 
 SENTINEL = 12345.0
 
@@ -167,9 +167,10 @@ def test_python_list_of_strings(name, rng):
             tuple(args[1:]), kw)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_NAMES if FUNCS[n].has("axis")])
+@pytest.mark.parametrize("name", [n for n in LOSS_NAMES if FUNCS[n].has("axis")])
 @pytest.mark.parametrize("shape", [(4, 0), (0, 0), (3, 0, 2)])
 def test_empty_class_axis(name, shape, rng):
+    """Losses need a class (softmax, log_softmax and logsumexp of an empty axis: test_softmax)."""
     fn = FUNCS[name]
     axis = 1
     x = np.zeros(shape)
@@ -179,13 +180,16 @@ def test_empty_class_axis(name, shape, rng):
     _raises(ValueError, fn.first + "|class|axis", name, args, {"axis": axis})
 
 
-@pytest.mark.parametrize("name", AXIS_NAMES)
+@pytest.mark.parametrize("name", [n for n in AXIS_NAMES if FUNCS[n].is_loss])
 def test_zero_dimensional_input(name, rng):
-    """A 0-d input has no class axis."""
+    """A 0-d input has no class axis: losses refuse it (the softmax family takes it as a row of
+    one value, as NumPy and PyTorch: test_softmax)."""
     fn = FUNCS[name]
-    args = (np.float64(1.5),) + ((np.int64(0),) if fn.is_loss else ())
-    with pytest.raises((ValueError, TypeError)):
+    args = (np.float64(1.5), np.int64(0))
+    with pytest.raises((ValueError, TypeError)) as info:
         _call(name, args, {})
+    if impl is not ref:  # the package's message names the argument and the problem
+        assert re.match(f"{fn.first} must have at least one dimension", str(info.value))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,3 +339,101 @@ def test_errors_do_not_depend_on_num_threads(name, rng):
     args, kw = _base(name, rng, (50, 3))
     for nt in (1, 2, 4):
         _raises(ValueError, "axis", name, args, dict(kw, axis=5, num_threads=nt))
+
+
+# ----------------------------------------------------------------------------------------------
+# None and ragged nested sequences: messages that name the argument (issue 14.7)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.compiled_only  # the reference's messages are NumPy's own here
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_none_or_ragged_first_argument_is_named(name, rng):
+    args, kw = _base(name, rng, (2, 3))
+    first = FUNCS[name].first
+    _raises(TypeError, f"^{first} .*None", name, (None,) + tuple(args[1:]), kw)
+    _raises(ValueError, f"^{first} .*ragged", name, ([[1.0, 2.0, 3.0], [1.0]],) + tuple(args[1:]),
+            kw)
+
+
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_none_or_ragged_targets_are_named(name, rng):
+    (x, t), kw = _base(name, rng, (2, 3))
+    _raises(TypeError, "^targets .*None", name, (x, None), kw)
+    _raises(ValueError, "^targets .*ragged", name, (x, [[0.5, 0.5, 0.0], [1.0]]), kw)
+
+
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("name, option, value", [
+    ("cross_entropy", "weight", [[1.0], [1.0, 2.0]]),
+    ("binary_cross_entropy_with_logits", "pos_weight", [[1.0], [1.0, 2.0]]),
+    ("cross_entropy_and_grad", "grad_loss", [[1.0], [1.0, 2.0]]),
+])
+def test_ragged_options_are_named(name, option, value, rng):
+    args, kw = _base(name, rng, (2, 3))
+    _raises(ValueError, f"^{option} .*ragged", name, args, dict(kw, **{option: value}))
+
+
+@pytest.mark.compiled_only
+def test_layer_names_its_arguments():
+    loss_fn = impl.CrossEntropyLoss()
+    with pytest.raises(TypeError, match="^input .*None"):
+        loss_fn(None, [0])
+    with pytest.raises(ValueError, match="^input .*ragged"):
+        loss_fn([[1.0, 2.0], [1.0]], [0, 0])
+    with pytest.raises(TypeError, match="^targets .*None"):
+        loss_fn.forward_backward([[1.0, 2.0]], None)
+
+
+# ----------------------------------------------------------------------------------------------
+# probability and binary targets outside [0, 1]: accepted unchecked, as PyTorch does; the formula
+# applies to them as written (issue 14.7)
+# ----------------------------------------------------------------------------------------------
+
+_ODD_PROBS = np.array([[2.0, -1.0, 0.0], [0.3, 0.3, 0.3], [-0.5, 1.5, 1.0]])
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "cross_entropy_and_grad",
+                                  "categorical_cross_entropy",
+                                  "categorical_cross_entropy_and_grad"])
+def test_probability_targets_outside_unit_interval_follow_the_formula(name, rng):
+    from _helpers import ref
+
+    x = rng.standard_normal((3, 3))
+    if FUNCS[name].family == "cat":
+        x = ref.softmax(x)
+        logp = np.log(np.clip(x, 1e-7, 1 - 1e-7))
+    else:
+        logp = ref.log_softmax(x)
+    got = _call(name, (x, _ODD_PROBS), {"reduction": "none"})
+    exp = getattr(ref, name)(x, _ODD_PROBS, reduction="none")
+    loss = got[0] if FUNCS[name].grad else got
+    np.testing.assert_allclose(loss, -(_ODD_PROBS * logp).sum(-1), rtol=1e-12, atol=1e-14)
+    if FUNCS[name].grad:
+        np.testing.assert_allclose(got[1], exp[1], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(exp[0], loss, rtol=1e-12)
+
+
+_ODD_BINARY = np.array([1.5, -0.5, 2.0, -3.0])
+
+
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "binary_cross_entropy_and_grad",
+                                  "binary_cross_entropy_with_logits",
+                                  "binary_cross_entropy_with_logits_and_grad"])
+def test_binary_targets_outside_unit_interval_follow_the_formula(name, rng):
+    from _helpers import ref
+
+    y = _ODD_BINARY
+    if FUNCS[name].family == "bce":
+        x = np.array([0.3, 0.8, 0.5, 0.1])
+        formula = -(y * np.log(x) + (1 - y) * np.log1p(-x))
+    else:
+        x = np.array([0.7, -2.0, 3.0, -0.1])
+        formula = (1 - y) * x + np.log1p(np.exp(-x))  # -y log sigmoid(x) - (1-y) log sigmoid(-x)
+    got = _call(name, (x, y), {"reduction": "none"})
+    exp = getattr(ref, name)(x, y, reduction="none")
+    loss = got[0] if FUNCS[name].grad else got
+    np.testing.assert_allclose(loss, formula, rtol=1e-12)
+    if FUNCS[name].grad:
+        np.testing.assert_allclose(got[1], exp[1], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(exp[0], loss, rtol=1e-12)

@@ -46,14 +46,24 @@ def test_installed_metadata_matches_the_version():
     assert any(r.startswith("numpy") for r in dist.requires or [])
 
 
-@pytest.mark.parametrize("name", ["py.typed", "_kernels.pyi", "losses.pyi"])
+@pytest.mark.parametrize("name", ["py.typed", "__init__.pyi", "_kernels.pyi", "losses.pyi",
+                                  "layers.pyi"])
 def test_typing_files_ship_beside_the_package(name):
     assert (PKG / name).is_file(), "%s is missing from %s" % (name, PKG)
 
 
 def _stub_functions(path):
-    tree = ast.parse(path.read_text())
-    return {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    """{name: its last definition} of a stub's functions (an overloaded one: the general last)."""
+    return {name: defs[-1] for name, defs in _stub_overloads(path).items()}
+
+
+def _stub_overloads(path):
+    """{name: [every definition]} of a stub's top-level functions."""
+    out = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef):
+            out.setdefault(node.name, []).append(node)
+    return out
 
 
 def _ast_params(fn):
@@ -93,6 +103,50 @@ def test_losses_stub_matches_losses_py():
         sorted(set(stub) ^ public))
     for name in sorted(public):
         assert _ast_params(stub[name]) == _runtime_params(getattr(losses, name)), name
+
+
+def test_losses_overloads_differ_only_in_reduction():
+    """Each loss's overloads (one per kind of reduction) have the function's parameters; only
+    `reduction`'s default may be missing (the "none" variant requires it)."""
+    for name, defs in _stub_overloads(PKG / "losses.pyi").items():
+        runtime = _runtime_params(getattr(losses, name))
+        if len(defs) > 1:
+            assert len(defs) == 3 and "reduction" in [p[0] for p in runtime], name
+        for fn in defs:
+            params = _ast_params(fn)
+            assert [p[:2] for p in params] == [p[:2] for p in runtime], name
+            assert [p for p in params if p[0] != "reduction"] == [
+                p for p in runtime if p[0] != "reduction"], name
+
+
+def _stub_classes(path):
+    return {node.name: node for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.ClassDef)}
+
+
+def test_layers_stub_matches_layers_py():
+    from xent_fast import layers
+
+    stub = _stub_classes(PKG / "layers.pyi")
+    assert set(layers.__all__) <= set(stub), sorted(set(layers.__all__) - set(stub))
+    for name in layers.__all__:
+        init = next(n for n in stub[name].body
+                    if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+        assert _ast_params(init)[1:] == _runtime_params(getattr(layers, name)), name
+    methods = {n.name: n for n in stub["_Loss"].body if isinstance(n, ast.FunctionDef)}
+    for method in ("forward", "__call__", "backward", "forward_backward"):
+        assert (_ast_params(methods[method])[1:]
+                == _runtime_params(getattr(layers.CrossEntropyLoss(), method))), method
+
+
+def test_package_stub_exports_the_public_names():
+    tree = ast.parse((PKG / "__init__.pyi").read_text())
+    exported = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                    and n.targets[0].id == "__all__")
+    assert exported == list(xent_fast.__all__)
+    imported = {a.asname for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert set(exported) == imported | defined, sorted(set(exported) ^ (imported | defined))
 
 
 def test_kernels_stub_matches_the_compiled_module():

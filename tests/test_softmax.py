@@ -171,3 +171,113 @@ def test_exp_sweep_wide_rows(dtype, rng):
     rtol = 32 * np.finfo(dtype).eps * (1 + np.abs(dd))
     for j in (1, C // 2, C - 1):
         _assert_rel(p[:, j], expected, rtol, np.finfo(dtype).tiny)
+
+
+# ----------------------------------------------------------------------------------------------
+# empty arrays, 0-d arrays and several axes, as SciPy and PyTorch (issue 14.11)
+# ----------------------------------------------------------------------------------------------
+
+EMPTY_SHAPES = [(0,), (0, 3), (3, 0), (0, 0), (2, 0, 4), (2, 3, 0)]
+
+
+def _axes_of(ndim):
+    return list(range(-ndim, ndim))
+
+
+@pytest.mark.parametrize("shape", EMPTY_SHAPES)
+@pytest.mark.parametrize("fname", ["log_softmax", "softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_of_an_empty_array_is_empty(shape, fname, dtype):
+    x = np.zeros(shape, dtype)
+    for axis in _axes_of(len(shape)):
+        res = getattr(impl, fname)(x, axis=axis)
+        assert isinstance(res, np.ndarray) and res.shape == shape and res.dtype == dtype
+        out = np.zeros(shape, dtype)
+        assert getattr(impl, fname)(x, axis=axis, out=out) is out
+    with pytest.raises(ValueError, match="axis"):
+        getattr(impl, fname)(x, axis=len(shape))
+
+
+@pytest.mark.parametrize("shape", EMPTY_SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_of_an_empty_array(shape, dtype):
+    """An empty reduction is the log of an empty sum, -inf; otherwise the result is empty."""
+    x = np.zeros(shape, dtype)
+    ndim = len(shape)
+    choices = _axes_of(ndim) + [None, ()] + [(a, b) for a in range(ndim) for b in range(a + 1, ndim)]
+    for axis in choices:
+        axes = range(ndim) if axis is None else (axis if isinstance(axis, tuple) else (axis,))
+        axes = {a % ndim for a in axes}
+        kept = tuple(n for d, n in enumerate(shape) if d not in axes)
+        empty_sum = any(shape[d] == 0 for d in axes)
+        for keepdims in (False, True):
+            res = impl.logsumexp(x, axis=axis, keepdims=keepdims)
+            want = tuple(1 if d in axes else n for d, n in enumerate(shape)) if keepdims else kept
+            assert np.shape(res) == want and np.asarray(res).dtype == dtype, (axis, keepdims)
+            if empty_sum:
+                assert np.all(np.asarray(res) == -np.inf), (axis, res)
+            np.testing.assert_array_equal(res, ref.logsumexp(x, axis=axis, keepdims=keepdims))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [3.5, -1e30, 0.0, -np.inf, np.inf, np.nan])
+def test_zero_dimensional_input_is_a_row_of_one(dtype, value):
+    """As NumPy's reductions and PyTorch: a 0-d array is one row of one value (axis 0 or -1)."""
+    x = np.asarray(value, dtype)
+    for axis in (0, -1):
+        lse = impl.logsumexp(x, axis=axis)
+        assert isinstance(lse, np.generic) and lse.dtype == dtype
+        np.testing.assert_array_equal(lse, ref.logsumexp(x, axis=axis))
+        for fname in ("log_softmax", "softmax"):
+            res = getattr(impl, fname)(x, axis=axis)
+            assert isinstance(res, np.ndarray) and res.shape == () and res.dtype == dtype
+            np.testing.assert_array_equal(res, getattr(ref, fname)(x, axis=axis))
+            out = np.zeros((), dtype)
+            assert getattr(impl, fname)(x, axis=axis, out=out) is out
+            np.testing.assert_array_equal(out, res)
+    if np.isfinite(value):  # exactly: exp(0) / 1 and x - x
+        assert impl.logsumexp(x) == x and impl.softmax(x) == 1 and impl.log_softmax(x) == 0
+    for bad in (1, -2):
+        for fname in ("log_softmax", "softmax", "logsumexp"):
+            with pytest.raises(ValueError, match="axis"):
+                getattr(impl, fname)(x, axis=bad)
+
+
+AXIS_TUPLES = [(0, 2), (2, 0), (-1, -3), (1, 2), (0, 1, 2), (1,), (), None, -2, (-1,)]
+
+
+@pytest.mark.parametrize("axis", AXIS_TUPLES, ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_over_several_axes_matches_reference(axis, layout, dtype, rng):
+    x = relayout((rng.standard_normal((3, 4, 5)) * 4).astype(dtype), layout, rng)
+    snap = snapshot(x)
+    xt = to_truth(x, dtype)
+    rtol, atol = tolerances(dtype, input_scale(xt) + math.log(60))
+    for keepdims in (False, True):
+        got = impl.logsumexp(x, axis=axis, keepdims=keepdims)
+        want = ref.logsumexp(xt, axis=axis, keepdims=keepdims)
+        assert np.shape(got) == np.shape(want) and np.asarray(got).dtype == dtype
+        assert isinstance(got, np.generic) == (np.ndim(want) == 0)
+        assert_close(got, want, rtol, atol, f"logsumexp axis={axis} keepdims={keepdims}")
+    assert_unchanged([x], snap)
+
+
+def test_logsumexp_over_adjacent_axes_is_one_merged_row(rng):
+    """Several axes reach the kernel as one row: the result is that of the merged axis."""
+    x = rng.standard_normal((6, 7, 9))
+    np.testing.assert_array_equal(impl.logsumexp(x, axis=(1, 2)),
+                                  impl.logsumexp(x.reshape(6, 63), axis=-1))
+    np.testing.assert_array_equal(impl.logsumexp(x, axis=None),
+                                  impl.logsumexp(x.reshape(-1)))
+    np.testing.assert_array_equal(impl.logsumexp(x, axis=()), x)  # log(exp(x)), exactly
+
+
+@pytest.mark.parametrize("axis, exc", [((0, 0), ValueError), ((1, -2), ValueError),
+                                       ((0, 3), ValueError), ((-4,), ValueError),
+                                       ([0, 1], TypeError), ((0, 1.0), TypeError),
+                                       ("0", TypeError)])
+def test_logsumexp_bad_axes(axis, exc):
+    x = np.zeros((2, 3, 4))
+    with pytest.raises(exc, match="axis"):
+        impl.logsumexp(x, axis=axis)

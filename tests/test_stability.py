@@ -238,6 +238,23 @@ def test_empty_softmax_family():
     assert impl.logsumexp(np.zeros((3, 0, 4)), axis=-1).shape == (3, 0)
 
 
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_losses_of_0d_inputs(name, dtype):
+    """Element-wise losses take a 0-d input as one element (as PyTorch): a 0-d loss for 'none',
+    a 0-d array gradient (the input's shape), the reference's values."""
+    x, y = np.asarray(0.3, dtype), np.asarray(1.0, dtype)
+    none = getattr(impl, name)(x, y, reduction="none")
+    assert isinstance(none, np.ndarray) and none.shape == () and none.dtype == dtype
+    loss, g = getattr(impl, name + "_and_grad")(x, y)
+    want_loss, want_g = getattr(ref, name + "_and_grad")(x, y)
+    assert type(loss) is np.dtype(dtype).type
+    assert isinstance(g, np.ndarray) and g.shape == () and g.dtype == dtype
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose([loss, g], [want_loss, want_g], rtol=rtol)
+    np.testing.assert_allclose(none, want_loss, rtol=rtol)
+
+
 @pytest.mark.compiled_only
 @pytest.mark.parametrize("C", [3, 10, 100, 1000, 32000])
 def test_confident_rows_keep_their_digits_in_float32(C, rng):

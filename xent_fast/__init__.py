@@ -6,6 +6,10 @@ reductions that do not depend on the thread count.  ``xent_fast.reference`` hold
 definition of every function.
 """
 from ._version import __version__
+from ._build import check_forced_isa, import_kernels
+
+# A clear ImportError when the compiled module is missing; a ValueError for a bad XENT_FAST_ISA.
+check_forced_isa(import_kernels().isa())
 from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
@@ -15,11 +19,17 @@ from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
                      CategoricalCrossEntropyLoss, CrossEntropyLoss)
 
 
-def isa():
+def isa() -> str:
     """The instruction set the kernels run with: 'baseline', 'avx2' or 'avx512'.
 
-    Chosen at first use from the CPU's features; the environment variable XENT_FAST_ISA
-    (baseline, avx2, avx512) forces a path the CPU supports.
+    Chosen from the CPU's features; the environment variable XENT_FAST_ISA (baseline, avx2,
+    avx512) forces a path the CPU supports.  ``import xent_fast`` raises ValueError when
+    XENT_FAST_ISA names no path or one this CPU lacks.
+
+    Returns
+    -------
+    str
+        The path's name.
     """
     return _isa()
 

@@ -3,8 +3,9 @@
 No loss is computed here.  Each function checks its arguments (O(1) NumPy calls; class indices are
 range-checked inside the kernel's own pass), maps its arrays onto the kernels' rows view and hands
 them to xent_fast._kernels.  Three kernel families sit behind the twelve functions:
-``_class_rows_loss`` (cross-entropy, nll_loss, categorical cross-entropy), ``_softmax_rows``
-(logsumexp, log_softmax, softmax) and ``_binary_loss`` (both binary cross-entropies).
+``_class_rows_loss`` (cross-entropy, nll_loss, categorical cross-entropy), ``_softmax_rows`` and
+``_logsumexp`` (log_softmax, softmax; logsumexp) and ``_binary_loss`` (both binary
+cross-entropies).
 """
 import numpy as np
 
@@ -19,7 +20,7 @@ _LOGSUMEXP, _LOG_SOFTMAX, _SOFTMAX = 0, 1, 2
 
 def _class_targets(targets, x, axis, row_shape_full, compute):
     """Split targets into (class indices as int64, None) or (None, probabilities in `compute`)."""
-    t = np.asarray(targets)
+    t = v.as_array(targets, "targets")
     if t.shape == row_shape_full:
         if t.dtype.kind not in "iu":
             raise TypeError(
@@ -59,7 +60,7 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
     x_in = x
     x = v.storage_array(x, name)
     compute = v.compute_dtype(x.dtype)
-    axis = v.class_axis(axis, x.ndim)
+    axis = v.class_axis(axis, x.ndim, array=name)
     n_class = x.shape[axis]
     if n_class == 0:
         raise ValueError(f"{name} has an empty class axis (axis {axis} of shape {x.shape})")
@@ -122,37 +123,57 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
 
 
 def _softmax_rows(what, x, axis, out, num_threads):
-    """The softmax family: logsumexp, log_softmax, softmax along `axis`."""
+    """log_softmax or softmax along `axis`; an empty array gives an empty result (as PyTorch), a
+    0-d array is a row of one value (as NumPy's reductions and PyTorch take it)."""
     x_in = x
     x = v.storage_array(x, "x")
-    axis = v.class_axis(axis, x.ndim)
-    if x.shape[axis] == 0:
-        raise ValueError(f"x has an empty axis {axis} (shape {x.shape})")
+    axis = v.class_axis(axis, max(x.ndim, 1))
     threads = v.thread_count(num_threads)
-    row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
-    if what == _LOGSUMEXP:
-        res = np.empty(int(np.prod(row_shape_full)), np.float64)
-        n_class, row_shape, (x_s,) = rows_layout(x.shape, axis, [v.element_strides(x)])
-        status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, x, x_s,
-                                       None, (0, ()), res, threads)
-        if status != 0:
-            raise MemoryError("xent_fast kernel could not allocate its row buffers")
-        compute = v.compute_dtype(x.dtype)
-        if not row_shape_full:
-            return compute.type(res[0])
-        return res.reshape(row_shape_full).astype(compute, copy=False)
     if out is None:
         out = np.empty_like(x, order="K")
     else:
         v.output_array(out, x.shape, x.dtype)
         v.no_overlap(out, "out", [x], in_place_ok=x if x is x_in else None)
+    if x.size == 0:
+        return out
+    xr, outr = (x.reshape(1), out.reshape(1)) if x.ndim == 0 else (x, out)  # views
     n_class, row_shape, (x_s, o_s) = rows_layout(
-        x.shape, axis, [v.element_strides(x), v.element_strides(out)])
-    status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, x, x_s, out,
-                                   o_s, None, threads)
+        xr.shape, axis, [v.element_strides(xr), v.element_strides(outr)])
+    status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, xr, x_s,
+                                   outr, o_s, None, threads)
     if status != 0:
         raise MemoryError("xent_fast kernel could not allocate its row buffers")
     return out
+
+
+def _logsumexp(x, axis, keepdims, num_threads):
+    """logsumexp over one axis, several (moved last and merged into one, so that one kernel call
+    reduces them), all (None) or none (``()``)."""
+    x = v.storage_array(x, "x")
+    compute = v.compute_dtype(x.dtype)
+    axes = v.reduced_axes(axis, x.ndim)
+    threads = v.thread_count(num_threads)
+    kept_shape = tuple(n for d, n in enumerate(x.shape) if d not in axes)
+    n_reduced = int(np.prod([x.shape[d] for d in axes]))
+    if n_reduced == 0:  # the log of an empty sum, as SciPy and PyTorch
+        res = np.full(kept_shape, -np.inf, compute)
+    elif x.size == 0:
+        res = np.empty(kept_shape, compute)
+    else:
+        # a view unless the reduced axes cannot be merged in place (then a copy)
+        rows = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
+        rows = rows.reshape(kept_shape + (n_reduced,))
+        res = np.empty(int(np.prod(kept_shape)), np.float64)
+        n_class, row_shape, (x_s,) = rows_layout(rows.shape, rows.ndim - 1,
+                                                 [v.element_strides(rows)])
+        status = _kernels.softmax_rows(v.dtype_code(x.dtype), _LOGSUMEXP, n_class, row_shape,
+                                       rows, x_s, None, (0, ()), res, threads)
+        if status != 0:
+            raise MemoryError("xent_fast kernel could not allocate its row buffers")
+        res = res.reshape(kept_shape).astype(compute, copy=False)
+    if keepdims:
+        res = res.reshape(tuple(1 if d in axes else n for d, n in enumerate(x.shape)))
+    return res[()] if res.ndim == 0 else res  # a NumPy scalar, as NumPy's reductions give
 
 
 def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, num_threads,
@@ -170,7 +191,7 @@ def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, nu
     w = _broadcast_weight(weight, x, "weight")
     pw = None
     if pos_weight is not None:
-        pw = np.asarray(pos_weight)
+        pw = v.as_array(pos_weight, "pos_weight")
         if pw.ndim <= 1 and x.ndim >= 1 and pw.size in (1, x.shape[-1]):
             pw = np.ascontiguousarray(np.broadcast_to(v.as_dtype(pw, x.dtype, "pos_weight"),
                                                       x.shape[-1:]))

@@ -30,13 +30,24 @@ def compute_dtype(dtype):
     return np.dtype(np.float32) if is_half(dtype) else dtype
 
 
+def as_array(value, name):
+    """np.asarray(value), with errors that name the argument: None, or a ragged nested sequence."""
+    if value is None:
+        raise TypeError(f"{name} must be an array_like of numbers, got None")
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # NumPy's "inhomogeneous shape" of a ragged nested sequence
+        raise ValueError(f"{name} must be a rectangular array_like, got a ragged nested sequence "
+                         f"({exc})") from None
+
+
 def float_array(value, name):
     """`value` as a float32/float64 array the kernels can read.
 
     float32 and float64 are kept; every other real numeric dtype (bool, integers, float16,
     longdouble) becomes float64.  Complex, object and string data are a TypeError.
     """
-    arr = np.asarray(value)
+    arr = as_array(value, name)
     if arr.dtype not in DTYPE_CODES:
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
@@ -46,7 +57,7 @@ def float_array(value, name):
 
 def storage_array(value, name):
     """float_array, keeping float16 and bfloat16: the kernels read those in place."""
-    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    arr = as_array(value, name)
     if is_half(arr.dtype):
         return kernel_readable(arr)
     return float_array(arr, name)
@@ -62,16 +73,17 @@ def kernel_readable(arr):
 
 def as_dtype(value, dtype, name):
     """A real numeric array-like converted to `dtype` (no copy when it already is)."""
-    arr = np.asarray(value)
+    arr = as_array(value, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
     return kernel_readable(arr.astype(dtype, copy=False))
 
 
-def class_axis(axis, ndim, name="axis"):
-    """`axis` as a non-negative int for an array of `ndim` dimensions."""
+def class_axis(axis, ndim, name="axis", array="the input"):
+    """`axis` as a non-negative int for an array of `ndim` dimensions (`array` names it)."""
     if ndim == 0:
-        raise ValueError("the input must have at least one dimension: the class axis")
+        raise ValueError(f"{array} must have at least one dimension, the class axis; got a 0-d "
+                         "array")
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -110,6 +122,27 @@ def row_weights(sample_weight, row_shape):
         raise ValueError(f"sample_weight of shape {sw.shape} does not broadcast to the targets' "
                          f"row shape {tuple(row_shape)}") from None
     return kernel_readable(sw)
+
+
+def reduced_axes(axis, ndim):
+    """`axis` (None for all, an int or a tuple of ints) as a sorted tuple of distinct
+    non-negative axes.  A 0-d array takes axis 0 or -1 and reduces nothing, as in NumPy."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    try:
+        axes = [operator.index(a) for a in items]
+    except TypeError:
+        raise TypeError(f"axis must be an integer, a tuple of integers or None, got "
+                        f"{axis!r}") from None
+    bound = max(ndim, 1)
+    for a in axes:
+        if not -bound <= a < bound:
+            raise ValueError(f"axis={a} is out of bounds for an array of {ndim} dimensions")
+    axes = [a % bound for a in axes]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis={axis!r} names an axis twice")
+    return tuple(sorted(a for a in axes if a < ndim))
 
 
 def reduction_code(reduction):
@@ -156,7 +189,7 @@ def class_weight(weight, n_class):
     """weight as a contiguous float64 array of n_class elements, or None."""
     if weight is None:
         return None
-    w = np.asarray(weight)
+    w = as_array(weight, "weight")
     if w.dtype.kind not in "biuf":
         raise TypeError(f"weight must hold real numbers, got an array of dtype {w.dtype}")
     if w.shape != (n_class,):
@@ -202,7 +235,7 @@ def upstream_gradient(grad_loss, loss_shape):
     """grad_loss as (float64 array, stride) for the kernels: one scalar, or one value per row."""
     if grad_loss is None:
         return None, 0
-    g = np.asarray(grad_loss)
+    g = as_array(grad_loss, "grad_loss")
     if g.dtype.kind not in "biuf":
         raise TypeError(f"grad_loss must hold real numbers, got an array of dtype {g.dtype}")
     try:

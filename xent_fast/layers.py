@@ -17,6 +17,7 @@ Every number comes from xent_fast's public functions; this module only routes ar
 """
 import numpy as np
 
+from ._validate import as_array
 from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
@@ -71,7 +72,7 @@ class _Loss:
         the gradient it returns.
         """
         self._saved = None  # a failed forward leaves nothing stale for backward
-        input, targets = np.asarray(input), np.asarray(targets)
+        input, targets = as_array(input, "input"), as_array(targets, "targets")
         loss = self._loss(input, targets, **self._kwargs())
         self._saved = (input, targets)
         return loss
@@ -132,7 +133,8 @@ class _Loss:
             As :meth:`backward`.
         """
         self._saved = None
-        return self._run(np.asarray(input), np.asarray(targets), grad_loss, out, inplace)
+        return self._run(as_array(input, "input"), as_array(targets, "targets"), grad_loss, out,
+                         inplace)
 
     def _run(self, input, targets, grad_loss, out, inplace):
         """Call the fused function; keep (input, targets) unless the gradient overwrote input."""

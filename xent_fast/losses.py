@@ -3,13 +3,15 @@
 Every function here is a thin wrapper over one kernel family in xent_fast._api; the docstrings
 are the user's reference and state the exact formula (see also xent_fast.reference).
 """
-from ._api import (_LOG_PROBS, _LOG_SOFTMAX, _LOGITS, _LOGSUMEXP, _PROBS, _SOFTMAX,
-                   _binary_loss, _class_rows_loss, _softmax_rows)
+from ._api import (_LOG_PROBS, _LOG_SOFTMAX, _LOGITS, _PROBS, _SOFTMAX, _binary_loss,
+                   _class_rows_loss, _logsumexp, _softmax_rows)
 
 _CLASS_PARAMS = """
     targets : array_like
         Either class indices, an integer array with the input's shape minus the class axis, or
         class probabilities (one-hot or soft labels), an array of the input's full shape.
+        Probabilities are used as given, as in PyTorch: neither checked to lie in [0, 1] nor to
+        sum to 1; the formula applies to any values.
     axis : int, default -1
         The class axis.
     weight : array_like of shape (C,), optional
@@ -269,7 +271,8 @@ def binary_cross_entropy(probs, targets, *, eps=1e-7, weight=None, reduction="me
 
 _BINARY_PARAMS = """
     targets : array_like
-        Targets in [0, 1] (soft labels allowed), the input's shape.
+        Targets, the input's shape: labels 0 and 1 or soft labels in [0, 1].  As in PyTorch they
+        are not checked: values outside [0, 1] enter the formula as they are.
     weight : array_like, optional
         Broadcast against the input (as in PyTorch); it must not enlarge the input's shape.
     reduction : {'mean', 'sum', 'none'}, default 'mean'
@@ -377,24 +380,38 @@ binary_cross_entropy_with_logits_and_grad.__doc__ = _doc("""Binary cross-entropy
     """.replace("{BINARY}", _BINARY_PARAMS).replace("{POS}", _POS_WEIGHT))
 
 
-def logsumexp(x, axis=-1, *, num_threads=None):
-    return _softmax_rows(_LOGSUMEXP, x, axis, None, num_threads)
+def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
+    return _logsumexp(x, axis, keepdims, num_threads)
 
 
-logsumexp.__doc__ = _doc("""``log(sum(exp(x)))`` along an axis, computed stably.
+logsumexp.__doc__ = _doc("""``log(sum(exp(x)))`` over one or several axes, computed stably.
+
+    As ``scipy.special.logsumexp`` and ``torch.logsumexp``: several axes are reduced together
+    (in one kernel call), an empty reduction gives ``-inf`` (the log of an empty sum), and a 0-d
+    ``x`` (axis 0 or -1) gives its value.
 
     Parameters
     ----------
     x : array_like
-        Input, float32 or float64.
-    axis : int, default -1
-        The axis to reduce.
+        Input, float32 or float64 (other real dtypes are computed in float64).
+    axis : int, tuple of int or None, default -1
+        The axis or axes to reduce; None reduces all, ``()`` none.  Naming an axis twice is a
+        ValueError.
+    keepdims : bool, default False
+        Keep the reduced axes, with length 1.
     {THREADS}
 
     Returns
     -------
-    ndarray
-        x's shape without ``axis``; ``-inf`` for an all ``-inf`` slice (as SciPy).
+    ndarray or numpy scalar
+        x's shape without the reduced axes (a scalar when none is left), x's dtype; ``-inf`` for
+        an all ``-inf`` slice (as SciPy).
+
+    Examples
+    --------
+    >>> import numpy as np, xent_fast
+    >>> float(xent_fast.logsumexp([[0.0, 0.0], [0.0, 0.0]], axis=(0, 1)))  # log(4)
+    1.3862943611198906
     """)
 
 
@@ -403,6 +420,9 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
 
 
 log_softmax.__doc__ = _doc("""``x - logsumexp(x)`` along an axis.
+
+    As ``torch.log_softmax``: an empty ``x`` (any axis of length 0, the class axis included)
+    gives an empty result of its shape, and a 0-d ``x`` (axis 0 or -1) gives 0.
 
     Parameters
     ----------
@@ -426,6 +446,9 @@ def softmax(x, axis=-1, *, out=None, num_threads=None):
 
 
 softmax.__doc__ = _doc("""``exp(x - logsumexp(x))`` along an axis.
+
+    As ``torch.softmax``: an empty ``x`` (any axis of length 0, the class axis included) gives
+    an empty result of its shape, and a 0-d ``x`` (axis 0 or -1) gives 1.
 
     Parameters
     ----------

@@ -1,15 +1,46 @@
 """Type stub of xent_fast.losses: the public functions' signatures, kept exactly in sync with
-losses.py by tests/test_packaging.py (parameter names, kinds and defaults)."""
-from typing import Any, Literal, Optional, Tuple, Union
+losses.py by tests/test_packaging.py (parameter names, kinds and defaults).
+
+The losses are overloaded on ``reduction``: ``"none"`` gives an array, ``"mean"`` and ``"sum"``
+(the default) a NumPy scalar; a ``reduction`` only known as a str at check time gives either."""
+from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 _Reduction = Literal["none", "mean", "sum"]
-# a NumPy scalar of the compute dtype for "mean"/"sum", an array of the loss's shape for "none"
-_Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
+_Rows = NDArray[np.floating[Any]]  # "none": one loss per row (or element)
+_Scalar = np.floating[Any]  # "mean"/"sum": a NumPy scalar of the compute dtype
+_Loss = Union[_Scalar, _Rows]
 _Grad = NDArray[np.floating[Any]]
 
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["none"],
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Rows: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Scalar: ...
+@overload
 def cross_entropy(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -22,6 +53,37 @@ def cross_entropy(
     eps: float = 0.0,
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
+@overload
+def cross_entropy_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["none"],
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Rows, _Grad]: ...
+@overload
+def cross_entropy_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Scalar, _Grad]: ...
+@overload
 def cross_entropy_and_grad(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -36,6 +98,29 @@ def cross_entropy_and_grad(
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
 ) -> Tuple[_Loss, _Grad]: ...
+@overload
+def nll_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["none"],
+    num_threads: Optional[int] = None,
+) -> _Rows: ...
+@overload
+def nll_loss(
+    log_probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    num_threads: Optional[int] = None,
+) -> _Scalar: ...
+@overload
 def nll_loss(
     log_probs: ArrayLike,
     targets: ArrayLike,
@@ -46,6 +131,33 @@ def nll_loss(
     reduction: _Reduction = "mean",
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
+@overload
+def categorical_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["none"],
+    label_smoothing: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Rows: ...
+@overload
+def categorical_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    num_threads: Optional[int] = None,
+) -> _Scalar: ...
+@overload
 def categorical_cross_entropy(
     probs: ArrayLike,
     targets: ArrayLike,
@@ -58,6 +170,37 @@ def categorical_cross_entropy(
     label_smoothing: float = 0.0,
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
+@overload
+def categorical_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["none"],
+    label_smoothing: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Rows, _Grad]: ...
+@overload
+def categorical_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: Literal["mean", "sum"] = "mean",
+    label_smoothing: float = 0.0,
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Scalar, _Grad]: ...
+@overload
 def categorical_cross_entropy_and_grad(
     probs: ArrayLike,
     targets: ArrayLike,
@@ -72,6 +215,27 @@ def categorical_cross_entropy_and_grad(
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
 ) -> Tuple[_Loss, _Grad]: ...
+@overload
+def binary_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: Literal["none"],
+    num_threads: Optional[int] = None,
+) -> _Rows: ...
+@overload
+def binary_cross_entropy(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: Literal["mean", "sum"] = "mean",
+    num_threads: Optional[int] = None,
+) -> _Scalar: ...
+@overload
 def binary_cross_entropy(
     probs: ArrayLike,
     targets: ArrayLike,
@@ -81,6 +245,31 @@ def binary_cross_entropy(
     reduction: _Reduction = "mean",
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
+@overload
+def binary_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: Literal["none"],
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Rows, _Grad]: ...
+@overload
+def binary_cross_entropy_and_grad(
+    probs: ArrayLike,
+    targets: ArrayLike,
+    *,
+    eps: float = 1e-07,
+    weight: Optional[ArrayLike] = None,
+    reduction: Literal["mean", "sum"] = "mean",
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Scalar, _Grad]: ...
+@overload
 def binary_cross_entropy_and_grad(
     probs: ArrayLike,
     targets: ArrayLike,
@@ -92,6 +281,27 @@ def binary_cross_entropy_and_grad(
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
 ) -> Tuple[_Loss, _Grad]: ...
+@overload
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: Literal["none"],
+    num_threads: Optional[int] = None,
+) -> _Rows: ...
+@overload
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: Literal["mean", "sum"] = "mean",
+    num_threads: Optional[int] = None,
+) -> _Scalar: ...
+@overload
 def binary_cross_entropy_with_logits(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -101,6 +311,31 @@ def binary_cross_entropy_with_logits(
     reduction: _Reduction = "mean",
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
+@overload
+def binary_cross_entropy_with_logits_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: Literal["none"],
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Rows, _Grad]: ...
+@overload
+def binary_cross_entropy_with_logits_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    reduction: Literal["mean", "sum"] = "mean",
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Scalar, _Grad]: ...
+@overload
 def binary_cross_entropy_with_logits_and_grad(
     logits: ArrayLike,
     targets: ArrayLike,
@@ -114,8 +349,9 @@ def binary_cross_entropy_with_logits_and_grad(
 ) -> Tuple[_Loss, _Grad]: ...
 def logsumexp(
     x: ArrayLike,
-    axis: int = -1,
+    axis: Union[int, Tuple[int, ...], None] = -1,
     *,
+    keepdims: bool = False,
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
 def log_softmax(

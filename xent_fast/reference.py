@@ -130,6 +130,17 @@ def _check_axis(axis, ndim):
     return axis % ndim
 
 
+def _check_axes(axis, ndim):
+    """Return ``axis`` (None: all, an int, a tuple of ints) as a sorted tuple of distinct axes
+    in ``[0, ndim)``; a 0-d array takes axis 0 or -1 and reduces nothing, as in NumPy."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = [_check_axis(a, max(ndim, 1)) for a in (axis if isinstance(axis, tuple) else (axis,))]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {axis!r} names an axis twice")
+    return tuple(sorted(a for a in axes if a < ndim))
+
+
 def _check_out(out, shape, dtype, also=None):
     """``out=`` must be a writable ndarray of the result's shape and dtype (or ``also``)."""
     if out is None:
@@ -343,7 +354,7 @@ def _finish(grad, dtype, out):
     """Cast a float64 result (a gradient, a softmax) to the compute dtype, into
     ``out`` when given."""
     if out is None:
-        return grad.astype(dtype)
+        return np.asarray(grad).astype(dtype)  # an array also for a 0-d input, not a scalar
     out[...] = grad
     return out
 
@@ -362,15 +373,17 @@ def _class_grad(problem, drows, grad_loss, reduction, out):
 # ---------------------------------------------------------------------------
 
 def _softmax_family(x, axis, out, fn):
+    """``fn`` along ``axis``: an empty ``x`` gives an empty result, a 0-d ``x`` is a row of one."""
     storage = np.asarray(x).dtype
     x, dtype = _as_float(x, "x", half=True)
     storage = storage if _is_half(storage) else dtype
-    axis = _check_axis(axis, x.ndim)
-    if x.shape[axis] == 0:
-        raise ValueError(f"x has an empty axis {axis}")
+    axis = _check_axis(axis, max(x.ndim, 1))
     _check_out(out, x.shape, storage)
+    if x.size == 0:
+        return _finish(np.empty(x.shape), storage, out)
+    rows = np.moveaxis(x.reshape(x.shape or (1,)), axis, -1)
     with np.errstate(all="ignore"):
-        result = np.moveaxis(fn(np.moveaxis(x, axis, -1)), -1, axis)
+        result = np.moveaxis(fn(rows), -1, axis).reshape(x.shape)
     return _finish(result, storage, out)
 
 
@@ -392,7 +405,8 @@ def log_softmax(x, axis=-1, *, out=None, num_threads=None):
     Returns
     -------
     ndarray
-        Same shape as ``x``. A row of all ``-inf`` gives NaN.
+        Same shape as ``x``. A row of all ``-inf`` gives NaN. An empty ``x`` (any axis of
+        length 0) gives an empty array; a 0-d ``x`` (axis 0 or -1) is a row of one value.
     """
     return _softmax_family(x, axis, out, _log_softmax_last)
 
@@ -412,31 +426,42 @@ def _softmax_last(x):
     return np.exp(_log_softmax_last(x))
 
 
-def logsumexp(x, axis=-1, *, num_threads=None):
-    """``log(sum(exp(x)))`` along ``axis``, computed stably.
+def logsumexp(x, axis=-1, *, keepdims=False, num_threads=None):
+    """``log(sum(exp(x)))`` over ``axis``, computed stably.
 
     Parameters
     ----------
     x : array_like
         Input scores.
-    axis : int, optional
-        The axis to reduce.
+    axis : int, tuple of int or None, optional
+        The axis or axes to reduce together; None reduces all, ``()`` none.
+    keepdims : bool, optional
+        Keep the reduced axes with length 1.
     num_threads : int, optional
         Ignored by the reference.
 
     Returns
     -------
     ndarray or numpy scalar
-        ``x``'s shape without ``axis`` (a scalar for 1-D ``x``). A row of all
-        ``-inf`` gives ``-inf``.
+        ``x``'s shape without the reduced axes (a scalar when none is left). A
+        slice of all ``-inf`` gives ``-inf``, and so does an empty one (the log
+        of an empty sum); a 0-d ``x`` gives its value.
     """
     x, dtype = _as_float(x, "x", half=True)
-    axis = _check_axis(axis, x.ndim)
-    if x.shape[axis] == 0:
-        raise ValueError(f"x has an empty axis {axis}")
-    with np.errstate(all="ignore"):
-        result = _logsumexp_last(np.moveaxis(x, axis, -1))[..., 0].astype(dtype)
-    return result[()]  # a NumPy scalar for a 1-D x, as NumPy's reductions do
+    axes = _check_axes(axis, x.ndim)
+    kept = tuple(n for d, n in enumerate(x.shape) if d not in axes)
+    n = int(np.prod([x.shape[d] for d in axes]))
+    rows = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim)).reshape(kept + (n,))
+    if n == 0:
+        result = np.full(kept, -np.inf)
+    elif x.size == 0:
+        result = np.empty(kept)
+    else:
+        with np.errstate(all="ignore"):
+            result = _logsumexp_last(rows)[..., 0]
+    if keepdims:
+        result = result.reshape(tuple(1 if d in axes else s for d, s in enumerate(x.shape)))
+    return result.astype(dtype)[()]  # a NumPy scalar when no axis is left, as NumPy's reductions
 
 
 # ---------------------------------------------------------------------------

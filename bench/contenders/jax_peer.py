@@ -19,7 +19,7 @@ def load(threads: int) -> dict:
     try:
         import jax
     except ImportError as exc:
-        raise Unavailable(f"JAX not installed ({exc}); `pip install jax jaxlib` to compare") from None
+        raise Unavailable(f"JAX not installed ({exc}); `pip install jax jaxlib` (CPU) to compare") from None
     jax.config.update("jax_enable_x64", True)
     jax.config.update("jax_platforms", "cpu")
     _jax = jax

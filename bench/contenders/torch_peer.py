@@ -17,7 +17,8 @@ def load(threads: int) -> dict:
     try:
         import torch
     except ImportError as exc:
-        raise Unavailable(f"PyTorch not installed ({exc}); `pip install torch==2.13.0` to compare") from None
+        raise Unavailable(f"PyTorch not installed ({exc}); `pip install torch --index-url "
+                          "https://download.pytorch.org/whl/cpu` (the CPU build) to compare") from None
     torch.set_num_threads(threads)
     _torch = torch
     return {"version": torch.__version__, "threads": torch.get_num_threads()}

@@ -23,7 +23,9 @@ def load(threads: int) -> dict:
     try:
         import xent_fast
     except ImportError as exc:
-        raise Unavailable(f"xent_fast is not importable ({type(exc).__name__}: {exc}). {HINT}") from None
+        # xent_fast's own message already says what to do when its compiled module is missing
+        hint = "" if "pip install -e ." in str(exc) else f" {HINT}"
+        raise Unavailable(f"xent_fast is not importable ({type(exc).__name__}: {exc}).{hint}") from None
     if not hasattr(xent_fast, "cross_entropy"):
         where = list(getattr(xent_fast, "__path__", [])) or getattr(xent_fast, "__file__", "?")
         raise Unavailable(f"xent_fast at {where} has no cross_entropy (package not built or not "
