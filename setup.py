@@ -16,6 +16,8 @@ from setuptools.command.build_ext import build_ext
 
 KERNEL_SOURCES = [
     "csrc/dispatch.c",
+    "csrc/cpu.c",
+    "csrc/tuning.c",
     "csrc/isa_baseline.c",
     "csrc/isa_avx2.c",
     "csrc/isa_avx512.c",
