@@ -23,8 +23,8 @@ static const char *const feature_names[] = {
 
 const char *xent_cpu_feature_name(int bit)
 {
-    return bit >= 0 && bit < (int)(sizeof feature_names / sizeof feature_names[0]) ? feature_names[bit]
-                                                                                     : NULL;
+    const int n = (int)(sizeof feature_names / sizeof feature_names[0]);
+    return bit >= 0 && bit < n ? feature_names[bit] : NULL;
 }
 
 #ifdef XENT_CPU_X86

@@ -1,9 +1,9 @@
 /* dispatch.c - the public entry points: choose the instruction set once, then forward.
  *
  * The wheel is built for plain x86-64; the AVX2 and AVX-512 variants of the same kernels are
- * called only where the CPU (and the OS, for the wider registers) supports them (cpu.c).  XENT_FAST_ISA
- * forces a path, so tests can compare every path the machine has.  With the path comes the tuning
- * row (tuning.c) whose switch points the cross-entropy kernel follows.
+ * called only where the CPU (and the OS, for the wider registers) supports them (cpu.c).
+ * XENT_FAST_ISA forces a path, so tests can compare every path the machine has.  With the path
+ * comes the tuning row (tuning.c) whose switch points the cross-entropy kernel follows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +70,8 @@ static int best_supported(const xent_cpu_info *cpu)
     const unsigned f = cpu->features;
     const unsigned avx2 = 1u << XENT_CPU_AVX2 | 1u << XENT_CPU_FMA;
     const unsigned avx512 = avx2 | 1u << XENT_CPU_POPCNT | 1u << XENT_CPU_AVX512F |
-                            1u << XENT_CPU_AVX512DQ | 1u << XENT_CPU_AVX512BW | 1u << XENT_CPU_AVX512VL;
+                            1u << XENT_CPU_AVX512DQ | 1u << XENT_CPU_AVX512BW |
+                            1u << XENT_CPU_AVX512VL;
     if ((f & avx512) == avx512) return 2;
     if ((f & avx2) == avx2) return 1;
 #else

@@ -2,11 +2,11 @@
  * loop hands over to the row loop, how long a row may be and still be prefetched.
  *
  * The best switch points move with the microarchitecture (vector units, cache sizes, how a partial
- * vector is handled), so they come from this table, keyed by what cpuid says (cpu.c), and never from
- * timings taken at run time: one machine always picks the same row and gives the same bits.  Each
- * row names the CPU it was measured on and its CSV under bench/tuning/; `python -m bench tune`
- * measures a new machine and prints the row to add.  The first matching row wins, so a CPU's rows
- * come before the default rows at the end, which any CPU matches.
+ * vector is handled), so they come from this table, keyed by what cpuid says (cpu.c), and never
+ * from timings taken at run time: one machine always picks the same row and gives the same bits.
+ * Each row names the CPU it was measured on and its CSV under bench/tuning/; `python -m bench
+ * tune` measures a new machine and prints the row to add.  The first matching row wins, so a
+ * CPU's rows come before the default rows at the end, which any CPU matches.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +59,9 @@ static int matches(const xent_tuning *t, const xent_cpu_info *cpu, const char *i
 {
     if (t->isa && (!isa || strcmp(t->isa, isa) != 0)) return 0;
     if (!t->vendor) return 1;
-    return cpu && strcmp(t->vendor, cpu->vendor) == 0 && (t->family < 0 || t->family == cpu->family) &&
-           cpu->model >= t->model_lo && cpu->model <= t->model_hi;
+    return cpu && strcmp(t->vendor, cpu->vendor) == 0 &&
+           (t->family < 0 || t->family == cpu->family) && cpu->model >= t->model_lo &&
+           cpu->model <= t->model_hi;
 }
 
 const xent_tuning *xent_tuning_lookup(const xent_cpu_info *cpu, const char *isa)
@@ -113,10 +114,11 @@ static const char *apply(xent_tuning *t, const char *spec, int pass, char *err, 
             if (pass == 0) {
                 const xent_tuning *row = NULL;
                 for (int i = 0; i < N_ROWS && !row; i++)
-                    if (strlen(table[i].name) == vlen && strncmp(table[i].name, v, vlen) == 0) row = &table[i];
+                    if (strlen(table[i].name) == vlen && strncmp(table[i].name, v, vlen) == 0)
+                        row = &table[i];
                 if (!row) {
-                    int w = snprintf(err, (size_t)err_len, "XENT_FAST_TUNE: no tuning row '%.*s'; rows:",
-                                     (int)vlen, v);
+                    int w = snprintf(err, (size_t)err_len,
+                                     "XENT_FAST_TUNE: no tuning row '%.*s'; rows:", (int)vlen, v);
                     for (int i = 0; i < N_ROWS && w > 0 && w < err_len; i++)
                         w += snprintf(err + w, (size_t)(err_len - w), " %s", table[i].name);
                     return err;
