@@ -228,11 +228,12 @@ def _row_text(cpu, isa, values, csv_rel, commit, threads, load):
     when = datetime.date.today().isoformat()
     busy = f", other processes {load:.2f} CPUs" if load is not None else ""
     model = f"0x{cpu['model']:02X}"
+    prefer = f"\"{values['prefer_isa']}\"" if values["prefer_isa"] else "NULL"
     return (f"    /* {cpu['brand'] or cpu['vendor']} (family {cpu['family']} model {model}), path {isa}:\n"
             f"     * `python -m bench tune`, {threads} thread{'s' if threads != 1 else ''}, {when}, "
             f"commit {commit}{busy}.\n"
             f"     * (Widen the model range only to models of the same microarchitecture.) */\n"
-            f"    {{\"{name}\", \"{cpu['vendor']}\", {cpu['family']}, {model}, {model}, \"{isa}\", NULL, "
+            f"    {{\"{name}\", \"{cpu['vendor']}\", {cpu['family']}, {model}, {model}, \"{isa}\", {prefer}, "
             f"{values['across_f32']}, {values['across_grad_f32']}, {values['across_f64']}, "
             f"{values['across_grad_f64']}, {values['prefetch_row_max_bytes']},\n"
             f"     \"{csv_rel}\"}},")
