@@ -223,6 +223,10 @@ def cpu_slug(cpu: dict) -> str:
     return f"{'-'.join(words)}-f{cpu['family']}-m{cpu['model']:02x}"
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread{'s' if n != 1 else ''}"
+
+
 def _row_text(cpu, isa, values, csv_rel, commit, threads, load):
     name = f"{cpu_slug(cpu)}-{isa}"
     when = datetime.date.today().isoformat()
@@ -230,7 +234,7 @@ def _row_text(cpu, isa, values, csv_rel, commit, threads, load):
     model = f"0x{cpu['model']:02X}"
     prefer = f"\"{values['prefer_isa']}\"" if values["prefer_isa"] else "NULL"
     return (f"    /* {cpu['brand'] or cpu['vendor']} (family {cpu['family']} model {model}), path {isa}:\n"
-            f"     * `python -m bench tune`, {threads} thread{'s' if threads != 1 else ''}, {when}, "
+            f"     * `python -m bench tune`, {_threads(threads)}, {when}, "
             f"commit {commit}{busy}.\n"
             f"     * (Widen the model range only to models of the same microarchitecture.) */\n"
             f"    {{\"{name}\", \"{cpu['vendor']}\", {cpu['family']}, {model}, {model}, \"{isa}\", {prefer}, "
@@ -260,7 +264,7 @@ def main(argv=None) -> int:
         first = next(iter(workers.values()))
         cpu, isa, row = first.config["cpu"], first.config["isa"]["in_use"], dict(first.table_row)
         print(f"python -m bench tune: {cpu['brand'] or cpu['vendor']} (family {cpu['family']}, model "
-              f"0x{cpu['model']:02X}), path {isa}, {args.threads} threads; the row in force now: "
+              f"0x{cpu['model']:02X}), path {isa}, {_threads(args.threads)}; the row in force now: "
               f"{row['name']}", file=sys.stderr)
         rows_csv, chosen = [], {}
         for switch in switches:
@@ -302,7 +306,7 @@ def main(argv=None) -> int:
         with open(path, "w") as f:
             f.write(f"# python -m bench tune: {cpu['brand']} ({cpu['vendor']} family {cpu['family']} "
                     f"model 0x{cpu['model']:02X} stepping {cpu['stepping']}), path {isa}, "
-                    f"{args.threads} threads, best of {args.rounds} turns of {args.turn_ms:g} ms, "
+                    f"{_threads(args.threads)}, best of {args.rounds} turns of {args.turn_ms:g} ms, "
                     f"{datetime.datetime.now().isoformat(timespec='seconds')}, commit {commit}, "
                     f"other processes {load if load is None else round(load, 2)} CPUs\n")
             f.write(f"# chosen: {', '.join(f'{k}={v}' for k, v in chosen.items())}\n")
