@@ -8,6 +8,11 @@ _TUNING_KEYS = ("name", "source", "prefer_isa", "across_f32", "across_grad_f32",
                 "across_grad_f64", "prefetch_row_max_bytes")
 
 
+# _OPENMP dates of the OpenMP specifications
+_OPENMP_VERSIONS = {200505: "2.5", 200805: "3.0", 201107: "3.1", 201307: "4.0", 201511: "4.5",
+                    201811: "5.0", 202011: "5.1", 202111: "5.2", 202411: "6.0"}
+
+
 def _openmp_runtimes():
     """The OpenMP runtimes loaded in this process, as threadpoolctl sees them (if installed)."""
     try:
@@ -34,6 +39,13 @@ def _config_dicts():
         "openmp": {"compiled_with": c["openmp"] or None, "default_threads": c["default_threads"],
                    "runtimes": runtimes if runtimes is not None else "unknown"},
     }
+
+
+def _describe_compiled(date):
+    if not date:
+        return "no OpenMP (one thread)"
+    version = _OPENMP_VERSIONS.get(date)
+    return f"OpenMP {version} (_OPENMP {date})" if version else f"_OPENMP {date}"
 
 
 def _describe_runtimes(runtimes):
@@ -102,7 +114,7 @@ def show_config(mode="stdout"):
     lines += [
         f"  XENT_FAST_TUNE: {tuning['XENT_FAST_TUNE'] or '(not set)'}",
         "OpenMP:",
-        f"  compiled with: {omp['compiled_with'] or 'no OpenMP (one thread)'}",
+        f"  compiled with: {_describe_compiled(omp['compiled_with'])}",
         *(f"  runtime: {r}" for r in _describe_runtimes(omp["runtimes"])),
         f"  default threads: {omp['default_threads']}",
     ]
