@@ -21,6 +21,8 @@ from setuptools.command.build_ext import build_ext
 
 KERNEL_SOURCES = [
     "csrc/dispatch.c",
+    "csrc/cpu.c",
+    "csrc/tuning.c",
     "csrc/isa_baseline.c",
 ]
 # The x86-64 instruction-set variants, each compiled with the flags of its ISA.  F16C comes with

@@ -13,4 +13,5 @@ Modules, one job each:
 * :mod:`bench.checks`      loss/gradient agreement across contenders
 * :mod:`bench.analysis`    speed-ups; :mod:`bench.report` Markdown and JSON; :mod:`bench.plot` PNG
 * :mod:`bench.progress`    tqdm or a plain stderr fallback; :mod:`bench.environment` run metadata
+* :mod:`bench.tune`        ``python -m bench tune``: this machine's row of csrc/tuning.c
 """

@@ -65,6 +65,9 @@ output
   could not be timed at all (e.g. not built).
 
 The default run takes a few minutes; --quick about one on an idle machine (several on a busy one).
+
+subcommand
+  python -m bench tune   measure this machine's switch points for csrc/tuning.c (--help there)
 """
 
 
@@ -153,6 +156,10 @@ def _shown(path: str) -> str:
 
 def main(argv=None) -> int:
     """Run the benchmark; print the report; write JSON and plot. Returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["tune"]:
+        from .tune import main as tune_main
+        return tune_main(argv[1:])
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
     t0 = time.time()

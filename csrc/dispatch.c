@@ -1,11 +1,16 @@
 /* dispatch.c - the public entry points: choose the instruction set once, then forward.
  *
  * The wheel is built for plain x86-64; the AVX2 and AVX-512 variants of the same kernels are
- * called only where the CPU (and the OS, for the wider registers) supports them.  XENT_FAST_ISA
- * forces a path, so tests can compare every path the machine has.
+ * called only where the CPU (and the OS, for the wider registers) supports them (cpu.c).
+ * XENT_FAST_ISA forces a path, so tests can compare every path the machine has.  With the path
+ * comes the tuning row (tuning.c) whose switch points the cross-entropy kernel follows.
  */
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "xent.h"
 
@@ -59,44 +64,88 @@ static const isa_table tables[] = {
 #endif
 };
 
-#ifdef XENT_HAVE_X86_VARIANTS
-#include <cpuid.h>
-/* F16C (CPUID leaf 1, ECX bit 29): __builtin_cpu_supports does not name it in every GCC. */
-static int cpu_has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29)) != 0;
-}
-#endif
+#define N_TABLES ((int)(sizeof tables / sizeof tables[0]))
 
 /* The best path this CPU runs: index into tables. */
-static int best_supported(void)
+static int best_supported(const xent_cpu_info *cpu)
 {
 #ifdef XENT_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma") && cpu_has_f16c())
-        return 2;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) return 1;
+    const unsigned f = cpu->features;
+    const unsigned avx2 = 1u << XENT_CPU_AVX2 | 1u << XENT_CPU_FMA | 1u << XENT_CPU_F16C;
+    const unsigned avx512 = avx2 | 1u << XENT_CPU_POPCNT | 1u << XENT_CPU_AVX512F |
+                            1u << XENT_CPU_AVX512DQ | 1u << XENT_CPU_AVX512BW |
+                            1u << XENT_CPU_AVX512VL;
+    if ((f & avx512) == avx512) return 2;
+    if ((f & avx2) == avx2) return 1;
+#else
+    (void)cpu;
 #endif
     return 0;
 }
 
+static int table_index(const char *name, int best)
+{
+    for (int i = 0; i <= best; i++)
+        if (name && strcmp(name, tables[i].name) == 0) return i;
+    return -1;
+}
+
+/* Everything chosen at first use: the CPU, the path, the tuning row in force. */
+static struct {
+    xent_cpu_info cpu;
+    int best, isa;
+    xent_tuning tuning;
+    const char *error;
+    char error_text[512];
+} config;
+
+static void resolve(void)
+{
+    xent_cpu_identify(&config.cpu);
+    const int best = best_supported(&config.cpu);
+    /* XENT_FAST_ISA forces a path (the best the CPU has if it lacks that one); otherwise the
+     * CPU's row may name the path to prefer. */
+    const char *forced = getenv("XENT_FAST_ISA");
+    int pick = best;
+    if (forced && *forced) {
+        for (int i = 0; i < N_TABLES; i++)
+            if (strcmp(forced, tables[i].name) == 0) pick = i <= best ? i : best;
+    } else {
+        const xent_tuning *row = xent_tuning_lookup(&config.cpu, tables[best].name);
+        const int preferred = table_index(row->prefer_isa, best);
+        if (preferred >= 0) pick = preferred;
+    }
+    config.best = best;
+    config.isa = pick;
+    config.tuning = *xent_tuning_lookup(&config.cpu, tables[pick].name);
+    config.error = NULL;
+    const char *tune = getenv("XENT_FAST_TUNE");
+    if (tune && *tune)
+        config.error = xent_tuning_override(&config.tuning, tune, config.error_text,
+                                            (int)sizeof config.error_text);
+}
+
+/* Resolved once.  Python resolves it at import, under the GIL; for other callers two threads
+ * racing through the first call both compute the same values, and the flag is published after
+ * them. */
+static void ensure_resolved(void)
+{
+    static int done = 0;
+#if defined(__GNUC__) || defined(__clang__)
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE)) return;
+    resolve();
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+#else
+    if (*(volatile int *)&done) return;
+    resolve();
+    *(volatile int *)&done = 1;
+#endif
+}
+
 static const isa_table *active(void)
 {
-    /* A benign race: every thread computes the same answer. */
-    static volatile int chosen = -1;
-    if (chosen < 0) {
-        int best = best_supported(), pick = best;
-        const char *forced = getenv("XENT_FAST_ISA");
-        if (forced) {
-            for (int i = 0; i < (int)(sizeof tables / sizeof tables[0]); i++)
-                if (strcmp(forced, tables[i].name) == 0) pick = i <= best ? i : best;
-        }
-        chosen = pick;
-    }
-    return &tables[chosen];
+    ensure_resolved();
+    return &tables[config.isa];
 }
 
 const char *xent_isa(void) { return active()->name; }
@@ -107,28 +156,78 @@ static int compute_type(xent_dtype dtype) { return dtype == XENT_F64 ? XENT_F64 
 const char *xent_isa_features(const char *isa)
 {
     if (!isa) return active()->compiled_features();
-    for (int i = 0; i < (int)(sizeof tables / sizeof tables[0]); i++)
+    for (int i = 0; i < N_TABLES; i++)
         if (strcmp(isa, tables[i].name) == 0) return tables[i].compiled_features();
     return NULL;
 }
 
+const char *xent_isa_available(int i)
+{
+    ensure_resolved();
+    return i >= 0 && i <= config.best ? tables[i].name : NULL;
+}
+
+const xent_cpu_info *xent_cpu(void)
+{
+    ensure_resolved();
+    return &config.cpu;
+}
+
+const xent_tuning *xent_tuning_in_force(void)
+{
+    ensure_resolved();
+    return &config.tuning;
+}
+
+const char *xent_config_error(void)
+{
+    ensure_resolved();
+    return config.error;
+}
+
+int xent_default_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int xent_openmp_version(void)
+{
+#ifdef _OPENMP
+    return _OPENMP;
+#else
+    return 0;
+#endif
+}
+
 int xent_cross_entropy(const xent_problem *p, xent_result *res)
 {
-    return active()->cross_entropy[compute_type(p->dtype)](p, res);
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
+    xent_problem tuned = *p;
+    tuned.tuning = &config.tuning;
+    return t->cross_entropy[compute_type(p->dtype)](&tuned, res);
 }
 
 int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
                       const void *x_data, const xent_strides *x, void *out_data,
                       const xent_strides *out, double *out_rows, int num_threads)
 {
-    return active()->softmax_rows[compute_type(dtype)](dtype, what, shape, x_data, x, out_data,
-                                                       out, out_rows, num_threads);
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
+    return t->softmax_rows[compute_type(dtype)](dtype, what, shape, x_data, x, out_data, out,
+                                                out_rows, num_threads);
 }
 
 int xent_binary(const xent_binary_problem *p, xent_result *res)
 {
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
     if (p->dtype != XENT_F32 && p->dtype != XENT_F64) return XENT_BAD_ARGUMENT;
-    return active()->binary[p->dtype](p, res);
+    return t->binary[p->dtype](p, res);
 }
 
 void xent_exp(xent_dtype dtype, int64_t n, const void *in, void *out)

@@ -48,6 +48,25 @@ typedef enum { XENT_LOGSUMEXP = 0, XENT_LOG_SOFTMAX = 1, XENT_SOFTMAX = 2 } xent
 
 #define XENT_MAX_DIMS 64
 
+/* The cross-entropy kernel's switches for one CPU and instruction set: a row of tuning.c's table.
+ * Rows are keyed by what the CPU says about itself, never by timings taken at run time, so one
+ * machine always gives the same bits. */
+typedef struct {
+    const char *name;            /* e.g. "amd-zen4-avx512"; "default-..." for an unknown CPU */
+    /* key: NULL / -1 match anything */
+    const char *vendor;          /* cpuid vendor string: "AuthenticAMD", "GenuineIntel" */
+    int family, model_lo, model_hi; /* displayed family, inclusive model range */
+    const char *isa;             /* the path the values are for: "baseline", "avx2", "avx512" */
+    /* values */
+    const char *prefer_isa;      /* the path to run on this CPU, or NULL for the widest it has */
+    int64_t across_f32;          /* the across-rows loop up to this many classes (float32) ... */
+    int64_t across_grad_f32;     /* ... and with a gradient written to rows (row stride != 1) */
+    int64_t across_f64;
+    int64_t across_grad_f64;
+    int64_t prefetch_row_max_bytes; /* rows longer than a batch prefetched up to this size */
+    const char *source;          /* where the numbers come from (a CSV under bench/tuning/) */
+} xent_tuning;
+
 typedef struct {
     int64_t n_class;
     int n_row_dims;
@@ -95,6 +114,8 @@ typedef struct {
     xent_strides sw;
     double *lse_rows;            /* OUT per-row logsumexp(z), N contiguous, or NULL (logits only) */
     int num_threads;             /* <= 0: OpenMP's default */
+    const xent_tuning *tuning;   /* set by xent_cross_entropy (the row in force); NULL: the
+                                    path's default row */
 } xent_problem;
 
 typedef struct {
@@ -143,6 +164,46 @@ const char *xent_isa(void);
  * names a path ("baseline", "avx2", "avx512"; NULL: the active one).  Only reports, never runs the
  * path, so it answers for paths this CPU lacks; NULL for a path not built (or not known). */
 const char *xent_isa_features(const char *isa);
+
+/* The paths this CPU runs, narrowest first: "baseline", then "avx2", "avx512" where supported;
+ * NULL past the last. */
+const char *xent_isa_available(int i);
+
+/* What cpuid says about this CPU (cpu.c): the vendor string, the brand string, family and model
+ * as displayed (extended fields folded in) and the features the dispatch uses, each set only where
+ * the OS saves its registers too.  Off x86-64: vendor "unknown", family/model -1, no features. */
+enum {
+    XENT_CPU_SSE2, XENT_CPU_POPCNT, XENT_CPU_AVX, XENT_CPU_FMA, XENT_CPU_F16C, XENT_CPU_AVX2,
+    XENT_CPU_AVX512F, XENT_CPU_AVX512DQ, XENT_CPU_AVX512BW, XENT_CPU_AVX512VL
+};
+typedef struct {
+    char vendor[13];
+    char brand[49];
+    int family, model, stepping;
+    unsigned features;           /* bit XENT_CPU_* */
+} xent_cpu_info;
+
+void xent_cpu_identify(xent_cpu_info *cpu);
+const char *xent_cpu_feature_name(int bit); /* "avx2", ...; NULL past the last */
+const xent_cpu_info *xent_cpu(void);        /* this CPU, identified once */
+
+/* The tuning table (tuning.c): row i, NULL past the last; the first row matching a CPU (NULL:
+ * only the CPU-independent default rows match) and a path. */
+const xent_tuning *xent_tuning_row(int i);
+const xent_tuning *xent_tuning_lookup(const xent_cpu_info *cpu, const char *isa);
+/* Applies a measuring override "key=value,..." (XENT_FAST_TUNE) to *t: keys row (a table row's
+ * name), across_f32, across_grad_f32, across_f64, across_grad_f64, prefetch_row_max_bytes.
+ * Returns NULL, or a message (in err) naming the bad part; *t is then unchanged. */
+const char *xent_tuning_override(xent_tuning *t, const char *spec, char *err, int err_len);
+
+/* The row in force, picked once at first use from the CPU and the path (with XENT_FAST_TUNE's
+ * overrides), and NULL or the message of a bad XENT_FAST_TUNE: then every kernel call returns
+ * XENT_BAD_ARGUMENT. */
+const xent_tuning *xent_tuning_in_force(void);
+const char *xent_config_error(void);
+/* OpenMP's default thread count (1 without OpenMP) and its _OPENMP date (0 without). */
+int xent_default_threads(void);
+int xent_openmp_version(void);
 
 /* The vectorised exp helper over n elements, for testing its accuracy. */
 void xent_exp(xent_dtype dtype, int64_t n, const void *in, void *out);

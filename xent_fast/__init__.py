@@ -14,6 +14,7 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
                      cross_entropy_and_grad, log_softmax, logsumexp, nll_loss, softmax)
+from ._config import show_config
 from ._kernels import isa as _isa
 from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
                      CategoricalCrossEntropyLoss, CrossEntropyLoss)
@@ -38,7 +39,8 @@ __all__ = [
     "__version__", "binary_cross_entropy", "binary_cross_entropy_and_grad",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_and_grad",
     "categorical_cross_entropy", "categorical_cross_entropy_and_grad", "cross_entropy",
-    "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "softmax",
+    "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "show_config",
+    "softmax",
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
 ]

@@ -5,13 +5,14 @@ Private: xent_fast._api validates every argument before calling these.  Shapes a
 dtype 0 float32 / 1 float64 / 2 float16 / 3 bfloat16 (storage); input_kind 0 logits / 1 log-probabilities / 2 probabilities;
 reduction 0 none / 1 mean / 2 sum; what 0 logsumexp / 1 log_softmax / 2 softmax.
 """
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 _Strides = Tuple[int, Tuple[int, ...]]
 
 MAX_DIMS: int
+ENVIRONMENT: Dict[str, Optional[str]]
 
 def cross_entropy(
     dtype: int,
@@ -85,3 +86,9 @@ def isa_features(isa: Optional[str] = None) -> Optional[List[str]]:
 
 def exp(dtype: int, x: np.ndarray, out: np.ndarray) -> None:
     """The kernels' vectorised exp over contiguous x into out (for accuracy tests)."""
+
+def config() -> Dict[str, Any]:
+    """The CPU, the paths and the tuning row in force (raises on a bad XENT_FAST_TUNE)."""
+
+def tuning_rows() -> List[Dict[str, Any]]:
+    """Every row of the tuning table (csrc/tuning.c), in lookup order."""

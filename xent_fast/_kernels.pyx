@@ -5,6 +5,8 @@ No maths and no validation here: xent_fast._api hands over arrays whose dtypes, 
 strides it has already checked.  Shapes are (n_class, row_shape); strides are (s_class, s_row)
 tuples counted in elements.
 """
+import os
+
 from libc.stdint cimport int64_t
 cimport numpy as cnp
 
@@ -39,6 +41,29 @@ cdef extern from "xent.h" nogil:
     ctypedef struct xent_strides:
         int64_t s_class
         int64_t s_row[XENT_MAX_DIMS]
+
+    ctypedef struct xent_tuning:
+        const char *name
+        const char *vendor
+        int family
+        int model_lo
+        int model_hi
+        const char *isa
+        const char *prefer_isa
+        int64_t across_f32
+        int64_t across_grad_f32
+        int64_t across_f64
+        int64_t across_grad_f64
+        int64_t prefetch_row_max_bytes
+        const char *source
+
+    ctypedef struct xent_cpu_info:
+        char vendor[13]
+        char brand[49]
+        int family
+        int model
+        int stepping
+        unsigned features
 
     ctypedef struct xent_problem:
         xent_dtype dtype
@@ -98,10 +123,30 @@ cdef extern from "xent.h" nogil:
     int xent_binary(const xent_binary_problem *p, xent_result *res)
     const char *xent_isa()
     const char *xent_isa_features(const char *isa)
+    const char *xent_isa_available(int i)
+    const xent_cpu_info *xent_cpu()
+    const char *xent_cpu_feature_name(int bit)
+    const xent_tuning *xent_tuning_row(int i)
+    const xent_tuning *xent_tuning_in_force()
+    const char *xent_config_error()
+    int xent_default_threads()
+    int xent_openmp_version()
     void xent_exp(xent_dtype dtype, int64_t n, const void *inp, void *out)
 
 
 MAX_DIMS = XENT_MAX_DIMS
+# The CPU, the path and the tuning row are chosen here, once, under the GIL (csrc/dispatch.c),
+# from these variables as they are now.
+xent_isa()
+ENVIRONMENT = {name: os.environ.get(name) for name in ("XENT_FAST_ISA", "XENT_FAST_TUNE")}
+
+
+cdef inline int check_config() except -1:
+    """Raise the message of a bad XENT_FAST_TUNE (the kernels refuse to run with it)."""
+    cdef const char *err = xent_config_error()
+    if err != NULL:
+        raise ValueError(err.decode("utf-8", "replace"))
+    return 0
 
 
 cdef inline void *data_or_null(object arr):
@@ -161,6 +206,7 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
     fill_strides(&p.sw, sw_strides)
     p.lse_rows = <double *>data_or_null(lse_rows)
     p.num_threads = num_threads
+    check_config()
     with nogil:
         status = xent_cross_entropy(&p, &res)
     return status, res.loss, res.bad_row, res.bad_value
@@ -178,6 +224,7 @@ def softmax_rows(int dtype, int what, int64_t n_class, tuple row_shape, x, tuple
     fill_shape(&shape, n_class, row_shape)
     fill_strides(&xs, x_strides)
     fill_strides(&os, out_strides)
+    check_config()
     with nogil:
         status = xent_softmax_rows(<xent_dtype>dtype, <xent_transform>what, &shape, xp, &xs,
                                    op, &os, rp, num_threads)
@@ -205,6 +252,7 @@ def binary(int dtype, int with_logits, x, y, weight, pos_weight, double eps, int
     p.g_data = data_or_null(g)
     p.loss_elems = <double *>data_or_null(loss_elems)
     p.num_threads = num_threads
+    check_config()
     with nogil:
         status = xent_binary(&p, &res)
     return status, res.loss
@@ -235,3 +283,48 @@ def exp(int dtype, x, out):
     cdef void *op = data_or_null(out)
     with nogil:
         xent_exp(<xent_dtype>dtype, n, xp, op)
+
+
+cdef str text(const char *s):
+    return None if s == NULL else s.decode("utf-8", "replace")
+
+
+cdef dict tuning_dict(const xent_tuning *t):
+    return {"name": text(t.name), "vendor": text(t.vendor), "family": t.family,
+            "model_lo": t.model_lo, "model_hi": t.model_hi, "isa": text(t.isa),
+            "prefer_isa": text(t.prefer_isa), "across_f32": t.across_f32,
+            "across_grad_f32": t.across_grad_f32, "across_f64": t.across_f64,
+            "across_grad_f64": t.across_grad_f64,
+            "prefetch_row_max_bytes": t.prefetch_row_max_bytes, "source": text(t.source)}
+
+
+def config():
+    """The CPU, the paths and the tuning row in force (raises on a bad XENT_FAST_TUNE)."""
+    check_config()
+    cdef const xent_cpu_info *cpu = xent_cpu()
+    features = []
+    cdef int bit = 0
+    while xent_cpu_feature_name(bit) != NULL:
+        if (cpu.features >> bit) & 1:
+            features.append(text(xent_cpu_feature_name(bit)))
+        bit += 1
+    available = []
+    cdef int i = 0
+    while xent_isa_available(i) != NULL:
+        available.append(text(xent_isa_available(i)))
+        i += 1
+    return {"vendor": text(cpu.vendor), "brand": text(cpu.brand), "family": cpu.family,
+            "model": cpu.model, "stepping": cpu.stepping, "features": features,
+            "isa": text(xent_isa()), "isa_available": available,
+            "tuning": tuning_dict(xent_tuning_in_force()),
+            "default_threads": xent_default_threads(), "openmp": xent_openmp_version()}
+
+
+def tuning_rows():
+    """Every row of the tuning table (csrc/tuning.c), in lookup order."""
+    rows = []
+    cdef int i = 0
+    while xent_tuning_row(i) != NULL:
+        rows.append(tuning_dict(xent_tuning_row(i)))
+        i += 1
+    return rows
