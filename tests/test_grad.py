@@ -460,5 +460,10 @@ def test_grad_dtype_and_shape(name, rng):
             x = x.astype(dtype)
         loss, g = getattr(impl, name)(x, t, **kw)
         cd = compute_dtype(dtype)
+        if dtype is np.float16 and FUNCS[name].family not in ("bce", "bcel"):
+            # a storage type of the class families: computed in float32, gradient in float16
+            assert g.dtype == np.float16 and g.shape == x.shape
+            assert type(loss) is np.float32
+            continue
         assert g.dtype == cd and g.shape == x.shape
         assert type(loss) is cd.type

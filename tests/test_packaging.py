@@ -106,17 +106,19 @@ def test_losses_stub_matches_losses_py():
 
 
 def test_losses_overloads_differ_only_in_reduction():
-    """Each loss's overloads (one per kind of reduction) have the function's parameters; only
-    `reduction`'s default may be missing (the "none" variant requires it)."""
+    """Each loss's overloads (one per kind of reduction, and one for return_lse=True where the
+    function has it) have the function's parameters; only `reduction`'s and `return_lse`'s
+    defaults may be missing (the variants that require them)."""
     for name, defs in _stub_overloads(PKG / "losses.pyi").items():
         runtime = _runtime_params(getattr(losses, name))
+        names = [p[0] for p in runtime]
         if len(defs) > 1:
-            assert len(defs) == 3 and "reduction" in [p[0] for p in runtime], name
+            assert len(defs) == 3 + ("return_lse" in names) and "reduction" in names, name
         for fn in defs:
             params = _ast_params(fn)
             assert [p[:2] for p in params] == [p[:2] for p in runtime], name
-            assert [p for p in params if p[0] != "reduction"] == [
-                p for p in runtime if p[0] != "reduction"], name
+            assert [p for p in params if p[0] not in ("reduction", "return_lse")] == [
+                p for p in runtime if p[0] not in ("reduction", "return_lse")], name
 
 
 def _stub_classes(path):

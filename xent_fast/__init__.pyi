@@ -21,12 +21,14 @@ from .losses import nll_loss as nll_loss
 from .losses import softmax as softmax
 
 def isa() -> str: ...
+def show_config(mode: str = "stdout") -> dict[str, object] | None: ...
 
 __all__ = [
     "__version__", "binary_cross_entropy", "binary_cross_entropy_and_grad",
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_and_grad",
     "categorical_cross_entropy", "categorical_cross_entropy_and_grad", "cross_entropy",
-    "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "softmax",
+    "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "show_config",
+    "softmax",
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
 ]

@@ -173,6 +173,16 @@ class CrossEntropyLoss(_Loss):
     label_smoothing : float in [0, 1], default 0
     eps : float in [0, 0.5), default 0
         Clips probabilities to ``[eps, 1 - eps]``; clipped entries get zero gradient.
+    z_loss : float >= 0, default 0
+        Adds ``z_loss * logsumexp(z)**2`` per row that is not ignored.
+    softcap : float > 0, optional
+        Soft-caps the logits: ``z = softcap * tanh(z / softcap)``.
+    logit_scale : float, default 1
+        Multiplies the logits first.
+    sample_weight : array_like, optional
+        Per-row weights of the next forward (broadcast to the targets' row shape); they change
+        from batch to batch, so set the attribute before each forward
+        (``loss_fn.sample_weight = w``).
     num_threads : int, optional
         OpenMP threads; None uses OpenMP's default.  Results do not depend on it.
 
@@ -191,13 +201,15 @@ class CrossEntropyLoss(_Loss):
     _loss = staticmethod(cross_entropy)
     _loss_and_grad = staticmethod(cross_entropy_and_grad)
     _options = ("axis", "weight", "ignore_index", "reduction", "label_smoothing", "eps",
-                "num_threads")
+                "z_loss", "softcap", "logit_scale", "sample_weight", "num_threads")
 
     def __init__(self, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
-                 label_smoothing=0.0, eps=0.0, num_threads=None):
+                 label_smoothing=0.0, eps=0.0, z_loss=0.0, softcap=None, logit_scale=1.0,
+                 sample_weight=None, num_threads=None):
         super().__init__(axis=axis, weight=weight, ignore_index=ignore_index,
                          reduction=reduction, label_smoothing=label_smoothing, eps=eps,
-                         num_threads=num_threads)
+                         z_loss=z_loss, softcap=softcap, logit_scale=logit_scale,
+                         sample_weight=sample_weight, num_threads=num_threads)
 
 
 class CategoricalCrossEntropyLoss(_Loss):

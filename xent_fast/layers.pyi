@@ -43,6 +43,10 @@ class CrossEntropyLoss(_Loss):
     ignore_index: int
     label_smoothing: float
     eps: float
+    z_loss: float
+    softcap: Optional[float]
+    logit_scale: float
+    sample_weight: Optional[ArrayLike]
     def __init__(
         self,
         *,
@@ -52,6 +56,10 @@ class CrossEntropyLoss(_Loss):
         reduction: _Reduction = "mean",
         label_smoothing: float = 0.0,
         eps: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: Optional[float] = None,
+        logit_scale: float = 1.0,
+        sample_weight: Optional[ArrayLike] = None,
         num_threads: Optional[int] = None,
     ) -> None: ...
 

@@ -2,7 +2,8 @@
 losses.py by tests/test_packaging.py (parameter names, kinds and defaults).
 
 The losses are overloaded on ``reduction``: ``"none"`` gives an array, ``"mean"`` and ``"sum"``
-(the default) a NumPy scalar; a ``reduction`` only known as a str at check time gives either."""
+(the default) a NumPy scalar; a ``reduction`` only known as a str at check time gives either.
+``return_lse=True`` (cross_entropy and its gradient) adds the rows' log-sum-exp to the result."""
 from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
@@ -25,6 +26,11 @@ def cross_entropy(
     reduction: Literal["none"],
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     num_threads: Optional[int] = None,
 ) -> _Rows: ...
 @overload
@@ -38,6 +44,11 @@ def cross_entropy(
     reduction: Literal["mean", "sum"] = "mean",
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     num_threads: Optional[int] = None,
 ) -> _Scalar: ...
 @overload
@@ -51,6 +62,29 @@ def cross_entropy(
     reduction: _Reduction = "mean",
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[True],
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Rows]: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     num_threads: Optional[int] = None,
 ) -> _Loss: ...
 @overload
@@ -64,6 +98,11 @@ def cross_entropy_and_grad(
     reduction: Literal["none"],
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     grad_loss: Optional[ArrayLike] = None,
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
@@ -79,6 +118,11 @@ def cross_entropy_and_grad(
     reduction: Literal["mean", "sum"] = "mean",
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     grad_loss: Optional[ArrayLike] = None,
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
@@ -94,6 +138,31 @@ def cross_entropy_and_grad(
     reduction: _Reduction = "mean",
     label_smoothing: float = 0.0,
     eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[True],
+    grad_loss: Optional[ArrayLike] = None,
+    out: Optional[NDArray[np.floating[Any]]] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[_Loss, _Grad, _Rows]: ...
+@overload
+def cross_entropy_and_grad(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: _Reduction = "mean",
+    label_smoothing: float = 0.0,
+    eps: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    logit_scale: float = 1.0,
+    sample_weight: Optional[ArrayLike] = None,
+    return_lse: Literal[False] = False,
     grad_loss: Optional[ArrayLike] = None,
     out: Optional[NDArray[np.floating[Any]]] = None,
     num_threads: Optional[int] = None,
