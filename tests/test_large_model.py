@@ -393,3 +393,16 @@ def test_every_path():
                               os.path.abspath(__file__)], env=env, cwd=here,
                              capture_output=True, text=True, timeout=900)
         assert out.returncode == 0, "XENT_FAST_ISA=%s:\n%s" % (isa, out.stdout[-3000:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softcap_map_accuracy_dense_sweep(dtype):
+    # z = cap * tanh(u / cap) (read back as a one-class row's lse) within a few ulp over a
+    # dense sweep through the series and exp branches of the kernels' tanh, and at +-inf, NaN
+    u = np.concatenate([np.linspace(-60, 60, 200001), [np.inf, -np.inf, 0.0, -0.0]]).astype(dtype)
+    _, z = impl.cross_entropy(u[:, None], np.zeros(len(u), np.int64), softcap=7.0,
+                              return_lse=True)
+    want = 7.0 * np.tanh(u.astype(np.float64) / 7.0)
+    assert_close(z, want, 4 * np.finfo(dtype).eps, 0.0, "softcap map")
+    _, z = impl.cross_entropy(np.array([[np.nan]], dtype), [0], softcap=7.0, return_lse=True)
+    assert np.isnan(z).all()
