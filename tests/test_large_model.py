@@ -406,3 +406,28 @@ def test_softcap_map_accuracy_dense_sweep(dtype):
     assert_close(z, want, 4 * np.finfo(dtype).eps, 0.0, "softcap map")
     _, z = impl.cross_entropy(np.array([[np.nan]], dtype), [0], softcap=7.0, return_lse=True)
     assert np.isnan(z).all()
+
+
+@pytest.mark.parametrize("C", [5, 100, 2000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_options_on_irregular_rows(C, dtype, rng):
+    # masked classes, +inf, NaN, all-masked and ignored rows inside a batch, with the per-row terms
+    x, t = _case(rng, 40, C, dtype)
+    x[0, 1:] = -np.inf
+    t[0] = 0
+    x[2, 3 % C] = np.inf
+    x[4, C // 2] = np.nan
+    x[6, :] = -np.inf
+    x[8, t[8]] = 60.0  # confident
+    kw = dict(z_loss=1e-2, sample_weight=rng.uniform(0.5, 2.0, 40), return_lse=True)
+    loss, lse = impl.cross_entropy(x, t, reduction="none", **kw)
+    rl, rlse = ref.cross_entropy(x, t, reduction="none", **kw)
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    assert_close(loss, rl, rtol, rtol, "losses")
+    assert_close(lse, rlse, rtol, rtol, "lse")
+    finite = np.isfinite(rl)
+    loss, g, lse = impl.cross_entropy_and_grad(x, t, reduction="none", **kw)
+    rl, rg, _ = ref.cross_entropy_and_grad(x, t, reduction="none", **kw)
+    assert_close(loss[finite], rl[finite], rtol, rtol, "losses with gradient")
+    assert_close(g[finite], rg[finite], rtol, rtol, "gradient rows")
+    assert np.isnan(g[4]).all()
