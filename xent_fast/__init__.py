@@ -12,7 +12,8 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      cross_entropy_and_grad, log_softmax, logsumexp, nll_loss, softmax)
 from ._kernels import isa as _isa
 from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
-                     CategoricalCrossEntropyLoss, CrossEntropyLoss)
+                     CategoricalCrossEntropyLoss, CrossEntropyLoss, LinearCrossEntropyLoss)
+from .linear import linear_cross_entropy, linear_cross_entropy_and_grad
 
 
 def isa():
@@ -31,4 +32,5 @@ __all__ = [
     "cross_entropy_and_grad", "isa", "log_softmax", "logsumexp", "nll_loss", "softmax",
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
+    "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
 ]
