@@ -832,9 +832,9 @@ def _linear_logits(input, linear_weight, linear_bias, chunk_size):
         logits = logits + b
         dtypes.append(db)
     if chunk_size is not None:
-        if isinstance(chunk_size, (bool, np.bool_)):
+        if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral):
             raise TypeError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-        if operator.index(chunk_size) < 1:
+        if chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
     return x, w, logits, np.result_type(*dtypes)
 
