@@ -128,7 +128,7 @@ def _add_product(acc, a_t, b, tmp, first):
     """acc (+)= a_t @ b with a_t = g.T (V, m), b (m, D), through tmp (k, D) in blocks of k rows.
 
     NumPy's matmul cannot accumulate (BLAS's beta), so later chunks' shares go through a staging
-    block no larger than the logits buffer instead of a second (V, D) array.
+    block smaller than the logits buffer instead of a second (V, D) array.
     """
     if first:
         np.matmul(a_t, b, out=acc)
@@ -219,8 +219,9 @@ def _linear_cross_entropy(want_grad, input, linear_weight, targets, linear_bias,
         grad_w = np.zeros_like(w_lin)
         grad_b = None if b_lin is None else np.zeros_like(b_lin)
         n_chunks = -(-n_rows // chunk)
-        # The weight gradient's staging block: at most the logits buffer's size.
-        tmp_rows = max(1, min(n_class, (chunk * n_class) // max(1, x.shape[1])))
+        # The weight gradient's staging block: a quarter of the logits buffer (its products
+        # keep >= c/4 x c x D shapes, large enough for BLAS), so the extra memory is 1.25 chunks.
+        tmp_rows = max(1, min(n_class, (chunk * n_class) // (4 * max(1, x.shape[1]))))
         tmp_w = np.empty((tmp_rows, x.shape[1]), dtype) if n_chunks > 1 else None
         tmp_b = np.empty(n_class, dtype) if n_chunks > 1 and b_lin is not None else None
         ones = np.ones(chunk, dtype)
@@ -298,8 +299,9 @@ _PARAMS = """
 _MEMORY = """
     Memory besides the arguments and the results: one chunk of logits, ``c * V * itemsize``
     bytes (``c`` the chunk size; the gradient is written over it), and, with the gradient and
-    more than one chunk, a staging block of at most the same size for the weight gradient (NumPy's
-    matmul cannot accumulate) and a (V,) one for the bias.  Never the (N, V) logits."""
+    more than one chunk, a staging block of at most a quarter of that for the weight gradient
+    (NumPy's matmul cannot accumulate into its output) and a (V,) one for the bias: at most
+    ``1.25 * c * V * itemsize`` in all.  Never the (N, V) logits."""
 
 
 def linear_cross_entropy(input, linear_weight, targets, *, linear_bias=None, weight=None,
