@@ -6,6 +6,8 @@ Forward + gradients (loss, d/d input, d/d weight) of a linear output layer and c
     xent_fast         xent_fast.linear_cross_entropy_and_grad (chunk_size=None: the memory budget)
     xent_fast_1chunk  the same with chunk_size=N: full logits, one kernel call (what chunking costs)
     blas_floor        the three products alone, unchunked: L = x @ W.T, L @ W, L.T @ x (the floor)
+    blas_chunked      the same products in xent_fast's chunk loop (same chunks, buffers, staging
+                      adds), without the cross-entropy kernel: what the kernel adds to the products
     numpy             the unfused NumPy path: logits, in-place log-softmax and softmax - onehot, 2 products
     torch             torch.nn.functional.linear_cross_entropy fwd + backward (reference path)
     torch_chunked     the same with options=torch.nn.LinearCrossEntropyOptions() (its chunked path)
@@ -32,7 +34,8 @@ from .threads import available_cpus, pin_to_cpus, worker_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_SHAPES = "2048x512x32000,4096x1024x128256"
-CONTENDERS = ("xent_fast", "xent_fast_1chunk", "blas_floor", "numpy", "torch", "torch_chunked")
+CONTENDERS = ("xent_fast", "xent_fast_1chunk", "blas_floor", "blas_chunked", "numpy", "torch",
+              "torch_chunked")
 
 
 class Unavailable(Exception):
@@ -70,6 +73,29 @@ def _blas_floor(x, w, t):
     return float("nan"), logits @ w, logits.T @ x
 
 
+def _blas_chunked(x, w, t):
+    from xent_fast.linear import default_chunk_size
+
+    (n, d), v = x.shape, w.shape[0]
+    c = default_chunk_size(n, v, x.itemsize)
+    buf = np.empty((c, v), x.dtype)
+    gx, gw = np.empty_like(x), np.empty_like(w)
+    tmp = np.empty((max(1, min(v, c * v // (4 * d))), d), x.dtype)
+    for lo in range(0, n, c):
+        hi = min(lo + c, n)
+        g = buf[:hi - lo]
+        np.matmul(x[lo:hi], w.T, out=g)
+        np.matmul(g, w, out=gx[lo:hi])
+        if lo == 0:
+            np.matmul(g.T, x[lo:hi], out=gw)
+            continue
+        for r in range(0, v, tmp.shape[0]):
+            part = tmp[:min(tmp.shape[0], v - r)]
+            np.matmul(g.T[r:r + part.shape[0]], x[lo:hi], out=part)
+            gw[r:r + part.shape[0]] += part
+    return float("nan"), gx, gw
+
+
 def build(name, x, w, t, threads):
     """A zero-argument callable for one fwd+grad call returning (loss, grad_input, grad_weight)."""
     if name.startswith("xent_fast"):
@@ -79,6 +105,8 @@ def build(name, x, w, t, threads):
         return lambda: xent_fast.linear_cross_entropy_and_grad(x, w, t, chunk_size=chunk)
     if name == "blas_floor":
         return lambda: _blas_floor(x, w, t)
+    if name == "blas_chunked":
+        return lambda: _blas_chunked(x, w, t)
     if name == "numpy":
         return lambda: _numpy_unfused(x, w, t)
     try:
@@ -191,7 +219,8 @@ def report(results, shapes):
                          f"{100 * extra / logits_bytes:.1f} | {r['loss']:.6f} |")
         if xf:
             bad = [r["contender"] for r in rows if "loss" in r and r["loss"] == r["loss"]
-                   and abs(r["loss"] - xf["loss"]) > 1e-4 * max(1.0, abs(xf["loss"]))]
+                   and (abs(r["loss"] - xf["loss"]) > 1e-4 * max(1.0, abs(xf["loss"]))
+                        or not np.allclose(r["grad_norms"], xf["grad_norms"], rtol=1e-3))]
             if bad:
                 lines.append(f"\nLOSS MISMATCH against xent_fast: {', '.join(bad)}")
             lines.append(f"\nthread pools in the xent_fast worker: {xf.get('threadpools')}")

@@ -166,6 +166,33 @@ def test_empty_batch(rng):
     assert loss == 0 and gx.shape == (0, 5) and np.all(gw == 0) and np.all(gb == 0)
 
 
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_strided_and_fortran_operands(rng, dtype):
+    x, w, b, t = _problem(rng, batch=(9,), D=6, dtype=dtype)
+    want = ref.linear_cross_entropy_and_grad(x, w, t, linear_bias=b)
+    xs = np.zeros((9, 12), dtype)
+    xs[:, ::2] = x
+    bs = np.zeros(22, dtype)
+    bs[::2] = b
+    got = impl.linear_cross_entropy_and_grad(xs[:, ::2], np.asfortranarray(w), t,
+                                             linear_bias=bs[::2], chunk_size=4)
+    _check(got, want, dtype, True)
+    assert got[1].flags.c_contiguous
+
+
+@pytest.mark.compiled_only
+def test_num_threads_does_not_change_results(rng):
+    x, w, b, t = _problem(rng, batch=(40,), V=30)
+    base = impl.linear_cross_entropy_and_grad(x, w, t, linear_bias=b, chunk_size=16)
+    for threads in (1, 2):
+        got = impl.linear_cross_entropy_and_grad(x, w, t, linear_bias=b, chunk_size=16,
+                                                 num_threads=threads)
+        for g, e in zip(got, base):
+            assert_close(g, e, 1e-13, 1e-14)
+    with pytest.raises(ValueError, match="num_threads"):
+        impl.linear_cross_entropy(x, w, t, num_threads=0)
+
+
 # ------------------------------------------------------------------------------------------
 # chunk_size
 # ------------------------------------------------------------------------------------------

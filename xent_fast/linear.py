@@ -215,16 +215,16 @@ def _linear_cross_entropy(want_grad, input, linear_weight, targets, linear_bias,
 
     buf = np.empty((chunk, n_class), dtype)
     if want_grad:
-        grad_x = np.empty_like(x)
-        grad_w = np.zeros_like(w_lin)
-        grad_b = None if b_lin is None else np.zeros_like(b_lin)
+        grad_x = np.empty(x.shape, dtype)
+        grad_w = np.zeros(w_lin.shape, dtype)  # zeros for N = 0; else the first chunk sets it
+        grad_b = None if b_lin is None else np.zeros(n_class, dtype)
         n_chunks = -(-n_rows // chunk)
         # The weight gradient's staging block: a quarter of the logits buffer (its products
         # keep >= c/4 x c x D shapes, large enough for BLAS), so the extra memory is 1.25 chunks.
         tmp_rows = max(1, min(n_class, (chunk * n_class) // (4 * max(1, x.shape[1]))))
         tmp_w = np.empty((tmp_rows, x.shape[1]), dtype) if n_chunks > 1 else None
         tmp_b = np.empty(n_class, dtype) if n_chunks > 1 and b_lin is not None else None
-        ones = np.ones(chunk, dtype)
+        ones = np.ones(chunk, dtype) if b_lin is not None else None  # grad_b = ones @ g (BLAS)
         if code != 0:
             gl_scalar = np.float64(gl[0] if gl is not None else 1.0) * scale
 
