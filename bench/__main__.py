@@ -1,6 +1,12 @@
-"""``python -m bench``: see :mod:`bench.cli` or ``python -m bench --help``."""
+"""``python -m bench``: see :mod:`bench.cli` or ``python -m bench --help``;
+``python -m bench linear``: the fused linear + cross-entropy, see :mod:`bench.linear`."""
 import sys
 
-from .cli import main
+if sys.argv[1:2] == ["linear"]:
+    from .linear import main
+
+    sys.exit(main(sys.argv[2:]))
+
+from .cli import main  # noqa: E402
 
 sys.exit(main())

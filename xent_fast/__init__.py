@@ -17,7 +17,8 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
 from ._config import show_config
 from ._kernels import isa as _isa
 from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
-                     CategoricalCrossEntropyLoss, CrossEntropyLoss)
+                     CategoricalCrossEntropyLoss, CrossEntropyLoss, LinearCrossEntropyLoss)
+from .linear import linear_cross_entropy, linear_cross_entropy_and_grad
 
 
 def isa() -> str:
@@ -43,4 +44,5 @@ __all__ = [
     "softmax",
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
+    "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
 ]

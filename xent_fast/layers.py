@@ -22,9 +22,10 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_and_grad,
                      binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_and_grad,
                      categorical_cross_entropy, categorical_cross_entropy_and_grad, cross_entropy,
                      cross_entropy_and_grad)
+from .linear import linear_cross_entropy, linear_cross_entropy_and_grad
 
 __all__ = ["CrossEntropyLoss", "CategoricalCrossEntropyLoss", "BinaryCrossEntropyLoss",
-           "BinaryCrossEntropyWithLogitsLoss"]
+           "BinaryCrossEntropyWithLogitsLoss", "LinearCrossEntropyLoss"]
 
 
 class _Loss:
@@ -290,3 +291,143 @@ class BinaryCrossEntropyWithLogitsLoss(_Loss):
     def __init__(self, *, weight=None, pos_weight=None, reduction="mean", num_threads=None):
         super().__init__(weight=weight, pos_weight=pos_weight, reduction=reduction,
                          num_threads=num_threads)
+
+
+class LinearCrossEntropyLoss(_Loss):
+    """A linear output layer and cross-entropy, fused, as a layer:
+    :func:`xent_fast.linear_cross_entropy` forward, its ``_and_grad`` backward.
+
+    ``forward(input, linear_weight, targets, linear_bias=None)`` returns the loss of the logits
+    ``input @ linear_weight.T + linear_bias`` and keeps references to its arguments (no logits:
+    they are never held whole); ``backward(grad_loss=None)`` recomputes them a chunk at a time and
+    returns ``(grad_input, grad_linear_weight)``, plus ``grad_linear_bias`` when a bias was given.
+    ``forward_backward`` does both in one pass over the chunks (half the matrix products of
+    forward then backward): use it in a training loop.
+
+    Parameters
+    ----------
+    weight, ignore_index, reduction, label_smoothing, eps
+        As in :class:`CrossEntropyLoss`.
+    z_loss, softcap, logit_scale
+        As in :func:`xent_fast.linear_cross_entropy` (passed on when not at their defaults).
+    chunk_size : int, optional
+        Rows per chunk; None chooses from a memory budget (see
+        :func:`xent_fast.linear_cross_entropy`).
+    num_threads : int, optional
+        As in :func:`xent_fast.linear_cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np, xent_fast
+    >>> rng = np.random.default_rng(0)
+    >>> h, W, b = rng.standard_normal((5, 3)), rng.standard_normal((7, 3)), np.zeros(7)
+    >>> loss_fn = xent_fast.LinearCrossEntropyLoss(chunk_size=2)
+    >>> loss = loss_fn(h, W, [0, 1, 2, 3, 4], b)
+    >>> [g.shape for g in loss_fn.backward()]
+    [(5, 3), (7, 3), (7,)]
+    """
+
+    _loss = staticmethod(linear_cross_entropy)
+    _loss_and_grad = staticmethod(linear_cross_entropy_and_grad)
+    _options = ("weight", "ignore_index", "reduction", "label_smoothing", "eps", "z_loss",
+                "softcap", "logit_scale", "chunk_size", "num_threads")
+
+    def __init__(self, *, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                 eps=0.0, z_loss=0.0, softcap=None, logit_scale=1.0, chunk_size=None,
+                 num_threads=None):
+        super().__init__(weight=weight, ignore_index=ignore_index, reduction=reduction,
+                         label_smoothing=label_smoothing, eps=eps, z_loss=z_loss,
+                         softcap=softcap, logit_scale=logit_scale, chunk_size=chunk_size,
+                         num_threads=num_threads)
+
+    def forward(self, input, linear_weight, targets, linear_bias=None, *, sample_weight=None):
+        """Compute the loss and remember the arguments for :meth:`backward`.
+
+        Parameters
+        ----------
+        input : array_like of shape (..., D)
+            Hidden states.
+        linear_weight : array_like of shape (V, D)
+            The output layer's weight.
+        targets : array_like
+            Class indices of shape ``input.shape[:-1]`` or probabilities of shape
+            ``input.shape[:-1] + (V,)``.
+        linear_bias : array_like of shape (V,), optional
+            The output layer's bias.
+        sample_weight : array_like, optional
+            Per-row weights, as in :func:`xent_fast.linear_cross_entropy`.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+            A scalar for 'mean'/'sum', one value per row for 'none'.
+
+        Notes
+        -----
+        References to the arguments are kept, not copies: modifying them in place (an
+        optimiser step) before :meth:`backward` changes the gradients it returns.
+        """
+        self._saved = None
+        args = self._arrays(input, linear_weight, targets, linear_bias, sample_weight)
+        loss = self._loss(*args[:3], linear_bias=args[3], sample_weight=args[4],
+                          **self._kwargs())
+        self._saved = args
+        return loss
+
+    def __call__(self, input, linear_weight, targets, linear_bias=None, *, sample_weight=None):
+        """Same as :meth:`forward`."""
+        return self.forward(input, linear_weight, targets, linear_bias,
+                            sample_weight=sample_weight)
+
+    def backward(self, grad_loss=None):
+        """The gradients of the last forward's loss.
+
+        Parameters
+        ----------
+        grad_loss : array_like, optional
+            The upstream gradient, broadcastable to the loss's shape; default 1.
+
+        Returns
+        -------
+        grad_input, grad_linear_weight : ndarray
+            d(loss)/d(input) and d(loss)/d(linear_weight).
+        grad_linear_bias : ndarray
+            d(loss)/d(linear_bias); only when the forward had a bias.
+
+        Raises
+        ------
+        RuntimeError
+            Before the first forward or after a forward that raised.
+        """
+        if self._saved is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward() needs a forward() first: there is no forward "
+                "to differentiate (none yet, or the last one raised)")
+        return self._run(self._saved, grad_loss)[1:]
+
+    def forward_backward(self, input, linear_weight, targets, linear_bias=None, grad_loss=None,
+                         *, sample_weight=None):
+        """The loss and its gradients in one pass over the chunks.
+
+        Parameters are those of :meth:`forward` and :meth:`backward`.
+
+        Returns
+        -------
+        loss : numpy scalar or ndarray
+        grad_input, grad_linear_weight[, grad_linear_bias] : ndarray
+            As :meth:`backward`.
+        """
+        self._saved = None
+        args = self._arrays(input, linear_weight, targets, linear_bias, sample_weight)
+        result = self._run(args, grad_loss)
+        self._saved = args
+        return result
+
+    @staticmethod
+    def _arrays(input, linear_weight, targets, linear_bias, sample_weight):
+        return tuple(None if a is None else np.asarray(a)
+                     for a in (input, linear_weight, targets, linear_bias, sample_weight))
+
+    def _run(self, args, grad_loss):
+        return self._loss_and_grad(*args[:3], linear_bias=args[3], sample_weight=args[4],
+                                   grad_loss=grad_loss, **self._kwargs())

@@ -48,6 +48,8 @@ __all__ = [
     "binary_cross_entropy_and_grad",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_and_grad",
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -938,3 +940,128 @@ def binary_cross_entropy_with_logits_and_grad(logits, targets, *, weight=None, p
                                                        reduction, want_grad=True)
     _check_out(out, d.shape, dtype)
     return _reduce(loss, reduction, loss.size, dtype), _elementwise_grad(d, grad_loss, reduction, dtype, out)
+
+
+# ---------------------------------------------------------------------------
+# Linear + cross-entropy
+# ---------------------------------------------------------------------------
+
+# Options of cross_entropy forwarded only when not at their defaults: this definition gains them
+# exactly when cross_entropy does.
+_LINEAR_PASSTHROUGH = {"z_loss": 0.0, "softcap": None, "logit_scale": 1.0, "sample_weight": None}
+
+
+def _linear_logits(input, linear_weight, linear_bias, chunk_size):
+    """``input @ linear_weight.T + linear_bias`` in float64, and the compute dtype.
+
+    The compute dtype is the wider of the operands' (each by the dtype rule).
+    """
+    x, dx = _as_float(input, "input")
+    w, dw = _as_float(linear_weight, "linear_weight")
+    dtypes = [dx, dw]
+    if x.ndim < 1:
+        raise ValueError("input must have at least one dimension, the features (..., D)")
+    if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] != x.shape[-1]:
+        raise ValueError(f"linear_weight must have shape (V, D) with V >= 1 and D = {x.shape[-1]} "
+                         f"(input's last axis), got {w.shape}")
+    logits = x @ w.T
+    if linear_bias is not None:
+        b, db = _as_float(linear_bias, "linear_bias")
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"linear_bias must have shape ({w.shape[0]},), got {b.shape}")
+        logits = logits + b
+        dtypes.append(db)
+    if chunk_size is not None:
+        if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(chunk_size, numbers.Integral):
+            raise TypeError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
+    return x, w, logits, np.result_type(*dtypes)
+
+
+def _linear_options(options):
+    return {k: val for k, val in options.items()
+            if not (val is _LINEAR_PASSTHROUGH[k]
+                    or (_LINEAR_PASSTHROUGH[k] is not None and val == _LINEAR_PASSTHROUGH[k]))}
+
+
+def linear_cross_entropy(input, linear_weight, targets, *, linear_bias=None, weight=None,
+                         ignore_index=-100, reduction="mean", label_smoothing=0.0, eps=0.0,
+                         z_loss=0.0, softcap=None, logit_scale=1.0, sample_weight=None,
+                         chunk_size=None, num_threads=None):
+    """Cross-entropy of a linear layer's output: the unfused definition.
+
+    ``cross_entropy(input @ linear_weight.T + linear_bias, targets, ...)`` with the logits
+    computed in float64 from the operands' compute-dtype values; the result in the wider of the
+    operands' compute dtypes.  ``z_loss``, ``softcap``, ``logit_scale`` and ``sample_weight`` are
+    passed to :func:`cross_entropy` when not at their defaults; ``chunk_size`` (checked) and
+    ``num_threads`` do not change the result.
+
+    Parameters
+    ----------
+    input : array_like of shape (..., D)
+    linear_weight : array_like of shape (V, D)
+    targets : array_like
+        Class indices of shape ``input.shape[:-1]`` or probabilities ``input.shape[:-1] + (V,)``.
+    linear_bias : array_like of shape (V,), optional
+    weight, ignore_index, reduction, label_smoothing, eps
+        As :func:`cross_entropy`.
+    z_loss, softcap, logit_scale, sample_weight
+        As :func:`cross_entropy`, when it has them.
+    chunk_size, num_threads : int, optional
+        Checked / ignored by the reference.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+    """
+    _, _, logits, dtype = _linear_logits(input, linear_weight, linear_bias, chunk_size)
+    extra = _linear_options({"z_loss": z_loss, "softcap": softcap, "logit_scale": logit_scale,
+                             "sample_weight": sample_weight})
+    loss = cross_entropy(logits, targets, weight=weight, ignore_index=ignore_index,
+                         reduction=reduction, label_smoothing=label_smoothing, eps=eps, **extra)
+    return loss.astype(dtype) if reduction == "none" else dtype.type(loss)
+
+
+def linear_cross_entropy_and_grad(input, linear_weight, targets, *, linear_bias=None,
+                                  weight=None, ignore_index=-100, reduction="mean",
+                                  label_smoothing=0.0, eps=0.0, z_loss=0.0, softcap=None,
+                                  logit_scale=1.0, sample_weight=None, grad_loss=None,
+                                  chunk_size=None, num_threads=None):
+    """:func:`linear_cross_entropy` and its gradients by the chain rule.
+
+    With ``g = d loss / d logits`` from :func:`cross_entropy_and_grad` (rows flattened to
+    (N, V)): ``grad_input = g @ linear_weight``, ``grad_linear_weight = g.T @ input``,
+    ``grad_linear_bias = g.sum(0)``, all in float64, returned in the compute dtype.
+
+    Parameters
+    ----------
+    input, linear_weight, targets, linear_bias, weight, ignore_index, reduction
+        As :func:`linear_cross_entropy`.
+    label_smoothing, eps, z_loss, softcap, logit_scale, sample_weight
+        As :func:`linear_cross_entropy`.
+    grad_loss : array_like, optional
+        As :func:`cross_entropy_and_grad`.
+    chunk_size, num_threads : int, optional
+        Checked / ignored by the reference.
+
+    Returns
+    -------
+    loss : numpy scalar or ndarray
+    grad_input : ndarray
+    grad_linear_weight : ndarray
+    grad_linear_bias : ndarray
+        Only when ``linear_bias`` is given.
+    """
+    x, w, logits, dtype = _linear_logits(input, linear_weight, linear_bias, chunk_size)
+    extra = _linear_options({"z_loss": z_loss, "softcap": softcap, "logit_scale": logit_scale,
+                             "sample_weight": sample_weight})
+    loss, g = cross_entropy_and_grad(logits, targets, weight=weight, ignore_index=ignore_index,
+                                     reduction=reduction, label_smoothing=label_smoothing,
+                                     eps=eps, grad_loss=grad_loss, **extra)
+    loss = loss.astype(dtype) if reduction == "none" else dtype.type(loss)
+    g2 = g.reshape(-1, w.shape[0])
+    grads = (loss, (g @ w).astype(dtype), (g2.T @ x.reshape(-1, w.shape[1])).astype(dtype))
+    if linear_bias is not None:
+        grads += (g2.sum(axis=0).astype(dtype),)
+    return grads
