@@ -61,10 +61,18 @@ def _chunk_rows(chunk_size, n_rows, n_class, itemsize):
 
 
 def _operands(input, linear_weight, linear_bias):
-    """(x as (N, D), batch shape, W, b) in one compute dtype, or ValueError/TypeError."""
-    x = v.float_array(input, "input")
-    w = v.float_array(linear_weight, "linear_weight")
-    b = None if linear_bias is None else v.float_array(linear_bias, "linear_bias")
+    """(x as (N, D), batch shape, W, b) in one compute dtype, and the dtypes of the gradients
+    (the operands' own, for half precision), or ValueError/TypeError."""
+    x = v.storage_array(input, "input")
+    w = v.storage_array(linear_weight, "linear_weight")
+    b = None if linear_bias is None else v.storage_array(linear_bias, "linear_bias")
+    # float16 / bfloat16 operands: NumPy has no BLAS product for them, so they are computed in
+    # float32 (one float32 copy of each) and their gradients rounded back once at the end.
+    grad_dtypes = tuple(None if a is None else (a.dtype if v.is_half(a.dtype) else None)
+                        for a in (x, w, b))
+    x, w = (v.kernel_readable(a.astype(np.float32)) if v.is_half(a.dtype) else a for a in (x, w))
+    if b is not None and v.is_half(b.dtype):
+        b = b.astype(np.float32)
     if x.ndim < 1:
         raise ValueError("input must have at least one dimension, the features (..., D)")
     if w.ndim != 2:
@@ -83,7 +91,7 @@ def _operands(input, linear_weight, linear_bias):
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     b = None if b is None else b.astype(dtype, copy=False)
     batch = x.shape[:-1]
-    return x.reshape(-1, x.shape[-1]), batch, w, b
+    return x.reshape(-1, x.shape[-1]), batch, w, b, grad_dtypes
 
 
 def _targets(targets, batch, n_class, dtype, ignore_index):
@@ -165,7 +173,7 @@ def _linear_cross_entropy(want_grad, input, linear_weight, targets, linear_bias,
                           ignore_index, reduction, label_smoothing, eps, z_loss, softcap,
                           logit_scale, sample_weight, chunk_size, num_threads, grad_loss):
     """Both public functions: validate everything, then the chunk loop."""
-    x, batch, w_lin, b_lin = _operands(input, linear_weight, linear_bias)
+    x, batch, w_lin, b_lin, grad_dtypes = _operands(input, linear_weight, linear_bias)
     n_rows, n_class, dtype = x.shape[0], w_lin.shape[0], x.dtype
     ignore_index = v.integer_option(ignore_index, "ignore_index")
     index_t, prob_t = _targets(targets, batch, n_class, dtype, ignore_index)
@@ -263,15 +271,18 @@ def _linear_cross_entropy(want_grad, input, linear_weight, targets, linear_bias,
         result = dtype.type(total * scale)
     if not want_grad:
         return result
-    grads = (result, grad_x.reshape(batch + (x.shape[1],)), grad_w)
-    return grads + (grad_b,) if b_lin is not None else grads
+    grads = [grad_x.reshape(batch + (x.shape[1],)), grad_w, grad_b]
+    grads = [g if half is None else g.astype(half) for g, half in zip(grads, grad_dtypes)]
+    return (result,) + tuple(grads[:2]) + ((grads[2],) if b_lin is not None else ())
 
 
 _PARAMS = """
     Parameters
     ----------
     input : array_like of shape (..., D)
-        Hidden states, float32 or float64 (other real dtypes are computed in float64).
+        Hidden states, float32 or float64 (other real dtypes are computed in float64; float16 and
+        bfloat16 operands in float32, their gradients returned in their own dtypes, rounded once,
+        the weight's gradient accumulated in float32).
     linear_weight : array_like of shape (V, D)
         The output layer's weight: the logits are ``input @ linear_weight.T + linear_bias``.
     targets : array_like

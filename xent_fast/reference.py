@@ -954,10 +954,11 @@ _LINEAR_PASSTHROUGH = {"z_loss": 0.0, "softcap": None, "logit_scale": 1.0, "samp
 def _linear_logits(input, linear_weight, linear_bias, chunk_size):
     """``input @ linear_weight.T + linear_bias`` in float64, and the compute dtype.
 
-    The compute dtype is the wider of the operands' (each by the dtype rule).
+    The compute dtype is the wider of the operands' (each by the dtype rule, float16 and bfloat16
+    computing in float32).
     """
-    x, dx = _as_float(input, "input")
-    w, dw = _as_float(linear_weight, "linear_weight")
+    x, dx = _as_float(input, "input", half=True)
+    w, dw = _as_float(linear_weight, "linear_weight", half=True)
     dtypes = [dx, dw]
     if x.ndim < 1:
         raise ValueError("input must have at least one dimension, the features (..., D)")
@@ -966,7 +967,7 @@ def _linear_logits(input, linear_weight, linear_bias, chunk_size):
                          f"(input's last axis), got {w.shape}")
     logits = x @ w.T
     if linear_bias is not None:
-        b, db = _as_float(linear_bias, "linear_bias")
+        b, db = _as_float(linear_bias, "linear_bias", half=True)
         if b.shape != (w.shape[0],):
             raise ValueError(f"linear_bias must have shape ({w.shape[0]},), got {b.shape}")
         logits = logits + b
@@ -1061,7 +1062,13 @@ def linear_cross_entropy_and_grad(input, linear_weight, targets, *, linear_bias=
                                      eps=eps, grad_loss=grad_loss, **extra)
     loss = loss.astype(dtype) if reduction == "none" else dtype.type(loss)
     g2 = g.reshape(-1, w.shape[0])
-    grads = (loss, (g @ w).astype(dtype), (g2.T @ x.reshape(-1, w.shape[1])).astype(dtype))
+    # gradients in the compute dtype; for float16 / bfloat16 operands in their own dtype
+    def own(operand):
+        stored = np.asarray(operand).dtype
+        return stored if _is_half(stored) else dtype
+
+    grads = (loss, (g @ w).astype(own(input)),
+             (g2.T @ x.reshape(-1, w.shape[1])).astype(own(linear_weight)))
     if linear_bias is not None:
-        grads += (g2.sum(axis=0).astype(dtype),)
+        grads += (g2.sum(axis=0).astype(own(linear_bias)),)
     return grads
