@@ -5,6 +5,9 @@ from .layers import BinaryCrossEntropyLoss as BinaryCrossEntropyLoss
 from .layers import BinaryCrossEntropyWithLogitsLoss as BinaryCrossEntropyWithLogitsLoss
 from .layers import CategoricalCrossEntropyLoss as CategoricalCrossEntropyLoss
 from .layers import CrossEntropyLoss as CrossEntropyLoss
+from .layers import LinearCrossEntropyLoss as LinearCrossEntropyLoss
+from .linear import linear_cross_entropy as linear_cross_entropy
+from .linear import linear_cross_entropy_and_grad as linear_cross_entropy_and_grad
 from .losses import binary_cross_entropy as binary_cross_entropy
 from .losses import binary_cross_entropy_and_grad as binary_cross_entropy_and_grad
 from .losses import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
@@ -31,4 +34,5 @@ __all__ = [
     "softmax",
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
+    "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
 ]

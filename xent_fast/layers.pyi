@@ -13,7 +13,7 @@ _LossValue = Union[np.floating[Any], NDArray[np.floating[Any]]]
 _Grad = NDArray[np.floating[Any]]
 
 __all__ = ["CrossEntropyLoss", "CategoricalCrossEntropyLoss", "BinaryCrossEntropyLoss",
-           "BinaryCrossEntropyWithLogitsLoss"]
+           "BinaryCrossEntropyWithLogitsLoss", "LinearCrossEntropyLoss"]
 
 class _Loss:
     reduction: _Reduction
@@ -101,3 +101,58 @@ class BinaryCrossEntropyWithLogitsLoss(_Loss):
         reduction: _Reduction = "mean",
         num_threads: Optional[int] = None,
     ) -> None: ...
+
+class LinearCrossEntropyLoss:
+    weight: Optional[ArrayLike]
+    ignore_index: int
+    reduction: _Reduction
+    label_smoothing: float
+    eps: float
+    z_loss: float
+    softcap: Optional[float]
+    logit_scale: float
+    chunk_size: Optional[int]
+    num_threads: Optional[int]
+    def __init__(
+        self,
+        *,
+        weight: Optional[ArrayLike] = None,
+        ignore_index: int = -100,
+        reduction: _Reduction = "mean",
+        label_smoothing: float = 0.0,
+        eps: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: Optional[float] = None,
+        logit_scale: float = 1.0,
+        chunk_size: Optional[int] = None,
+        num_threads: Optional[int] = None,
+    ) -> None: ...
+    def forward(
+        self,
+        input: ArrayLike,
+        linear_weight: ArrayLike,
+        targets: ArrayLike,
+        linear_bias: Optional[ArrayLike] = None,
+        *,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> _LossValue: ...
+    def __call__(
+        self,
+        input: ArrayLike,
+        linear_weight: ArrayLike,
+        targets: ArrayLike,
+        linear_bias: Optional[ArrayLike] = None,
+        *,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> _LossValue: ...
+    def backward(self, grad_loss: Optional[ArrayLike] = None) -> Tuple[_Grad, ...]: ...
+    def forward_backward(
+        self,
+        input: ArrayLike,
+        linear_weight: ArrayLike,
+        targets: ArrayLike,
+        linear_bias: Optional[ArrayLike] = None,
+        grad_loss: Optional[ArrayLike] = None,
+        *,
+        sample_weight: Optional[ArrayLike] = None,
+    ) -> Tuple[Any, ...]: ...
