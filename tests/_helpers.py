@@ -357,3 +357,20 @@ def relayout(a, layout, rng=None):
     assert b.shape == a.shape
     assert np.array_equal(b, a, equal_nan=True) if a.dtype.kind in "fc" else np.array_equal(b, a)
     return b
+
+
+def load_example(name):
+    """Import examples/<name>.py as a module (a generator: the module, then it is forgotten)."""
+    import importlib.util
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parent.parent / "examples" / (name + ".py")
+    spec = importlib.util.spec_from_file_location("xent_fast_example_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)

@@ -1,28 +1,18 @@
 """examples/spiral.py (issue 3): a NumPy network trained with xent_fast.CrossEntropyLoss learns the
 spiral — the loss falls clearly and the accuracy is high — in well under the time budget."""
 
-import importlib.util
-import pathlib
-import sys
 import time
 
 import pytest
 
-pytestmark = pytest.mark.compiled_only  # the example trains with xent_fast's kernels
+from _helpers import load_example
 
-EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "spiral.py"
+pytestmark = pytest.mark.compiled_only  # the example trains with xent_fast's kernels
 
 
 @pytest.fixture(scope="module")
 def spiral():
-    spec = importlib.util.spec_from_file_location("xent_fast_example_spiral", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from load_example("spiral")
 
 
 def test_spiral_data_is_the_classic_spiral(spiral):

@@ -2,28 +2,18 @@
 entropy of the token chain, its sampler draws from it, and a short run of the model trains (the
 held-out loss falls from log V toward that entropy)."""
 
-import importlib.util
-import pathlib
-import sys
 
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.compiled_only  # the example trains with xent_fast's kernels
+from _helpers import load_example
 
-EXAMPLE = pathlib.Path(__file__).resolve().parent.parent / "examples" / "tiny_lm.py"
+pytestmark = pytest.mark.compiled_only  # the example trains with xent_fast's kernels
 
 
 @pytest.fixture(scope="module")
 def tiny_lm():
-    spec = importlib.util.spec_from_file_location("xent_fast_example_tiny_lm", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from load_example("tiny_lm")
 
 
 def test_entropy_is_the_token_chains_conditional_entropy(tiny_lm):
