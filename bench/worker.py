@@ -47,6 +47,8 @@ def _threadpools():
 
 def _squared_norm(a) -> float:
     flat = np.ravel(a)
+    if flat.dtype.itemsize < 4:  # float16 / bfloat16: a dot product in half precision loses the sum
+        flat = flat.astype(np.float32)
     return float(np.dot(flat, flat))
 
 
