@@ -86,8 +86,8 @@ output
   needs matplotlib; best-of-k ratios with the median ratios marked). Exit status 1 if xent_fast itself
   could not be timed at all (e.g. not built).
 
-The default run takes several minutes (the half-precision and options rows about double the float32
-rows' time); --quick about one on an idle machine (several on a busy one).
+The default run takes several minutes (more with the half-precision and options rows than the
+float32 rows alone); --quick about one on an idle machine (several on a busy one).
 
 subcommand
   python -m bench tune   measure this machine's switch points for csrc/tuning.c (--help there)
