@@ -63,8 +63,8 @@ half precision and options (report section)
   time; goal >= 1.6x at 32000+ classes), each options row with the plain row of the same shape, dtype
   and pass (time ratio; goal for the forward at 32000+ classes: <= 1.5x with softcap, <= 1.1x for
   z_loss or logit_scale alone), for every contender, when both rows are in the run. GB/s counts
-  2 bytes per f16/bf16 logit (and gradient element). On those rows the NumPy reference is timed in
-  one round with one sample (as --quick does everywhere): its calls take seconds there.
+  2 bytes per f16/bf16 logit (and gradient element). On those rows the NumPy reference makes one
+  call per pass (checked, memory measured, and its time is the reference's): its calls take seconds.
 
 method
   Per case and pass the contenders take turns over --rounds rounds (rotating order; the reference in

@@ -8,9 +8,9 @@ loss and gradient and measures peak memory; later rounds make one untimed call f
 inputs back into cache (other contenders' inputs evicted them).
 
 The slow NumPy reference takes part in ``reference_rounds`` rounds on the plain rows; on the
-half-precision and loss-option rows (cases with a ``base``) it is timed as ``--quick`` times it
-everywhere, in one round with one sample: those rows exist to be compared with their plain float32
-rows, and its calls at their shapes take seconds each.
+half-precision and loss-option rows (cases with a ``base``) it makes one call per pass, the one
+that is checked and measured for memory, and that call's time is its sample: those rows exist to
+be compared with their plain float32 rows, and its calls at their shapes take seconds each.
 """
 from __future__ import annotations
 
@@ -191,8 +191,8 @@ def _time_one(cfg, workers, c, case, mode, first, per_round, acc, notes, progres
            "first": first, "warmup_s": cfg.warmup_s, "warmup_calls": 1 if c.slow_baseline else 2,
            **per_round}
     if c.slow_baseline:
-        rounds = _rounds_of(cfg, c, case)
-        req["min_samples"] = 1 if case.base else math.ceil(cfg.reference_min_samples / rounds)
+        req["min_samples"] = math.ceil(cfg.reference_min_samples / _rounds_of(cfg, c, case))
+        req["first_call_sample"] = bool(case.base)
     try:
         reply = workers[c.family].request(req, cfg.timeout_s)
     except WorkerError as exc:
