@@ -2,7 +2,7 @@
 
 Modules, one job each:
 
-* :mod:`bench.cases`       the shapes/dtypes/axes timed and their deterministic inputs
+* :mod:`bench.cases`       the shapes/dtypes/axes/loss options timed and their deterministic inputs
 * :mod:`bench.contenders`  xent_fast, the NumPy reference, PyTorch, JAX (one module per family)
 * :mod:`bench.worker`      the subprocess that times one family (``python -m bench.worker``)
 * :mod:`bench.procs`       starting and talking to workers (JSON lines)
@@ -11,7 +11,8 @@ Modules, one job each:
 * :mod:`bench.roofline`    read and copy bandwidth rooflines measured with NumPy
 * :mod:`bench.threads`     the ``--threads`` setting as environment variables and CPU affinity
 * :mod:`bench.checks`      loss/gradient agreement across contenders
-* :mod:`bench.analysis`    speed-ups; :mod:`bench.report` Markdown and JSON; :mod:`bench.plot` PNG
+* :mod:`bench.analysis`    speed-ups, and the half-precision and options rows' ratios to their
+                           plain float32 rows; :mod:`bench.report` Markdown and JSON; :mod:`bench.plot` PNG
 * :mod:`bench.progress`    tqdm or a plain stderr fallback; :mod:`bench.environment` run metadata
 * :mod:`bench.tune`        ``python -m bench tune``: this machine's row of csrc/tuning.c
 """

@@ -5,6 +5,9 @@ or JAX) time / xent_fast time; ``vs_<peer>`` per peer. The top-level figures (ta
 the chosen statistic (``--speedup-stat``: median by default, or best-of-k, which is more robust on
 a busy machine); both are kept under ``median`` and ``best``. fwd+grad compares plain ``xent_fast`` (which allocates
 its gradient, like every peer), not the ``out=`` variant.
+
+:func:`relative` compares the half-precision and loss-option rows with the plain float32 rows they
+derive from, contender by contender.
 """
 from __future__ import annotations
 
@@ -44,3 +47,57 @@ def speedups(records, stat: str = "median") -> list:
                  "stat": stat, **(best if stat == "best" else median), "median": median, "best": best}
         result.append(entry)
     return result
+
+
+# Goals of issue 11 for xent_fast at 32000+ classes: options cost (time / plain time) in the
+# forward pass, half-precision speed-up (float32 time / half time) in both passes.
+GOAL_CLASSES = 32000
+SOFTCAP_MAX, OTHER_OPTIONS_MAX, HALF_MIN = 1.5, 1.1, 1.6
+
+
+def _goal(rec, kind):
+    """``(text, bound, is_upper)`` of the issue's goal for this row, or None."""
+    if rec["shape"][rec["axis"]] < GOAL_CLASSES:
+        return None
+    if kind == "half":
+        return (f">= {HALF_MIN}x", HALF_MIN, False)
+    if rec["mode"] != "fwd":
+        return None
+    bound = SOFTCAP_MAX if "softcap" in rec["options"] else OTHER_OPTIONS_MAX
+    return (f"<= {bound}x", bound, True)
+
+
+def relative(records, stat: str = "median") -> list:
+    """Rows with a ``base_case`` against that row, per contender, from the same run.
+
+    Options rows (kind ``options``): ``ratio`` = time / the plain row's time (same shape, dtype,
+    pass): the cost of the options. Half-precision rows (kind ``half``): ``ratio`` = the float32
+    row's time / the half row's time: the speed-up of reading half the bytes. ``goal`` is the issue's
+    bound for xent_fast where one applies, with ``met`` judged on ``stat`` (noisy, like any timing).
+    """
+    key = "best_ms" if stat == "best" else "median_ms"
+    by_key = {(r["case"], r["mode"], r["contender"]): r for r in records}
+    out, entries = [], {}
+    for rec in records:
+        if not rec.get("base_case"):
+            continue
+        base = by_key.get((rec["base_case"], rec["mode"], rec["contender"]))
+        kind = "options" if rec.get("options") else "half"
+        entry = entries.get((rec["case"], rec["mode"]))
+        if entry is None:
+            entry = entries[(rec["case"], rec["mode"])] = {
+                "case": rec["case"], "case_label": rec["case_label"], "dtype": rec["dtype"],
+                "mode": rec["mode"], "base_case": rec["base_case"], "kind": kind, "stat": stat,
+                "ratios": {}, "goal": None}
+            out.append(entry)
+        t, tb = _time(rec, key), _time(base, key)
+        ratio = None
+        if t and tb:
+            ratio = t / tb if kind == "options" else tb / t
+        entry["ratios"][rec["contender"]] = ratio
+        goal = _goal(rec, kind)
+        if rec["contender"] == "xent_fast" and goal:
+            text, bound, upper = goal
+            entry["goal"] = {"text": text, "met": None if ratio is None else
+                             (ratio <= bound if upper else ratio >= bound)}
+    return out

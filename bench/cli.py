@@ -6,8 +6,8 @@ import os
 import sys
 import time
 
-from .analysis import speedups
-from .cases import DEFAULT_CASES, EXTENDED_CASES, select_cases
+from .analysis import relative, speedups
+from .cases import EXTENDED_CASES, HALF_CASES, OPTION_CASES, PLAIN_CASES, select_cases
 from .contenders import BY_NAME, CONTENDERS, MODES
 from .plot import plot_speedups
 from .report import markdown, write_json
@@ -28,21 +28,43 @@ PROFILES = {
 
 EPILOG = f"""
 what is timed
-  float32 (and, in the extended set, float64) logits with int64 class-index targets, reduction='mean',
-  all other options at their defaults, on --threads threads (default: all {available_cpus()} CPUs):
-    xent_fast        xent_fast.cross_entropy / cross_entropy_and_grad
-    xent_fast_out    cross_entropy_and_grad(..., out=buf), gradient into a preallocated array (fwd+grad)
-    reference        xent_fast.reference, the plain NumPy reference (same signatures)
-    torch            PyTorch CPU F.cross_entropy; fwd+grad = autograd backward from a leaf tensor
-    jax              JAX CPU jax.jit(-mean(take_along_axis(log_softmax(x)))); fwd+grad = jit(value_and_grad)
+  float32 logits (the extended set adds float64; the default set adds float16 and bfloat16, stored in
+  half precision, and rows with the loss options softcap, z_loss, logit_scale) with int64
+  class-index targets, reduction='mean', all other options at their defaults, on --threads threads
+  (default: all {available_cpus()} CPUs):
+    xent_fast        xent_fast.cross_entropy / cross_entropy_and_grad (the row's options passed on)
+    xent_fast_out    cross_entropy_and_grad(..., out=buf), gradient into a preallocated array of the
+                     logits' dtype (fwd+grad)
+    reference        xent_fast.reference, the plain NumPy reference (same signatures; float64 inside)
+    torch            PyTorch CPU F.cross_entropy on float32/float64/float16/bfloat16 tensors; fwd+grad =
+                     autograd backward from a leaf tensor. Options rows: z = logit_scale*x,
+                     z = softcap*tanh(z/softcap), F.cross_entropy(z, t) + z_loss*(logsumexp(z, 1)**2).mean()
+    jax              JAX CPU jax.jit(-mean(take_along_axis(log_softmax(x)))); fwd+grad = jit(value_and_grad);
+                     jnp.float16 / jnp.bfloat16 arrays; options rows as PyTorch's, jax.nn.logsumexp
   Each family runs in its own worker process (python -m bench.worker). A peer that is not installed
   is skipped with a note. Passes: fwd (loss only) and fwd+grad (loss and d loss / d logits).
 
 shapes (--shapes)
-  default   {', '.join(c.label for c in DEFAULT_CASES)}
+  default   {', '.join(c.label for c in PLAIN_CASES)} in float32, and
+            {', '.join(c.key for c in HALF_CASES)},
+            512x128256 f32 with {'; '.join(' '.join(f'{k}={v:g}' for k, v in c.options.items())
+                                           for c in OPTION_CASES)}
+            (each row right after the float32 row of its shape)
+  quick     the --quick default: the float32 rows and 2048x32000 in bf16 and f16
+  plain     the float32 rows of default only (the README's table)
+  llm       the half-precision and options rows with the float32 rows they are compared with
   extended  {', '.join(c.key for c in EXTENDED_CASES)}
   all       default + extended
-  or a comma list of specs: NxC[:f32|f64][:axis=K], e.g. 2048x32000,1024x50257:f64,32x21x128x128:axis=1
+  or a comma list of specs: NxC[:f32|f64|f16|bf16][:axis=K][:softcap=X][:z_loss=X][:logit_scale=X],
+  e.g. 2048x32000,1024x50257:f64,32x21x128x128:axis=1,512x128256:softcap=30:z_loss=1e-4
+
+half precision and options (report section)
+  Each bf16/f16 row is compared with the f32 row of the same shape and pass (speed-up = f32 time / half
+  time; goal >= 1.6x at 32000+ classes), each options row with the plain row of the same shape, dtype
+  and pass (time ratio; goal for the forward at 32000+ classes: <= 1.5x with softcap, <= 1.1x for
+  z_loss or logit_scale alone), for every contender, when both rows are in the run. GB/s counts
+  2 bytes per f16/bf16 logit (and gradient element). On those rows the NumPy reference makes one
+  call per pass (checked, memory measured, and its time is the reference's): its calls take seconds.
 
 method
   Per case and pass the contenders take turns over --rounds rounds (rotating order; the reference in
@@ -64,7 +86,8 @@ output
   needs matplotlib; best-of-k ratios with the median ratios marked). Exit status 1 if xent_fast itself
   could not be timed at all (e.g. not built).
 
-The default run takes a few minutes; --quick about one on an idle machine (several on a busy one).
+The default run takes several minutes (more with the half-precision and options rows than the
+float32 rows alone); --quick about one on an idle machine (several on a busy one).
 
 subcommand
   python -m bench tune   measure this machine's switch points for csrc/tuning.c (--help there)
@@ -76,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description="Benchmark xent_fast's cross-entropy "
                                 "against its NumPy reference, PyTorch CPU and JAX CPU.",
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a short run: 2 rounds (the NumPy reference "
-                   "1), short budgets, smaller roofline array measured once")
-    p.add_argument("--shapes", default="default", metavar="SET|SPECS",
-                   help="default, extended, all, or a comma list of case specs (see below)")
+    p.add_argument("--quick", action="store_true", help="a short run: fewer shapes (--shapes quick), 2 rounds "
+                   "(the NumPy reference 1), short budgets, smaller roofline array measured once")
+    p.add_argument("--shapes", metavar="SET|SPECS",
+                   help="default (quick with --quick), quick, plain, llm, extended, all, or a comma list of "
+                        "case specs (see below)")
     p.add_argument("--contenders", default=",".join(c.name for c in CONTENDERS), metavar="LIST",
                    help="comma list from: %(default)s")
     p.add_argument("--passes", default="fwd,fwd+grad", metavar="LIST", help="fwd, fwd+grad (or grad); "
@@ -132,7 +156,7 @@ def config_from_args(args) -> RunConfig:
     profile = 1 if args.quick else 0
     pick = {k: (getattr(args, k) if getattr(args, k) is not None else v[profile]) for k, v in PROFILES.items()}
     try:
-        cases = select_cases(args.shapes)
+        cases = select_cases(args.shapes or ("quick" if args.quick else "default"))
     except ValueError as exc:
         raise SystemExit(f"python -m bench: {exc}") from None
     if args.threads < 1:
@@ -165,6 +189,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     doc = run(cfg)
     doc["speedups"] = speedups(doc["results"], args.speedup_stat)
+    doc["relative"] = relative(doc["results"], args.speedup_stat)
     doc["meta"]["speedup_stat"] = args.speedup_stat
     if not args.no_plot:
         note = plot_speedups(doc, args.plot)

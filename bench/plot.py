@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 
+from .cases import dtype_short
+
 SERIES = (("vs_reference", "vs NumPy reference", "#7f7f7f"), ("vs_torch", "vs PyTorch", "#ee4c2c"),
           ("vs_jax", "vs JAX", "#4285f4"))
 
@@ -25,13 +27,16 @@ def plot_speedups(doc, path: str):
     modes = list(dict.fromkeys(s["mode"] for s in doc.get("speedups", [])))
     if not modes:
         return "nothing to plot"
-    fig, axes = plt.subplots(1, len(modes), figsize=(6.5 * len(modes), 5.2), squeeze=False)
+    per_panel = max(sum(s["mode"] == m for s in doc["speedups"]) for m in modes)
+    fig, axes = plt.subplots(1, len(modes), figsize=(max(6.5, 0.5 * per_panel) * len(modes), 5.2),
+                             squeeze=False)
     legend = {}
     for ax, mode in zip(axes[0], modes):
         entries = [s for s in doc["speedups"] if s["mode"] == mode]
         best = [s.get("best") or {} for s in entries]
         median = [s.get("median") or {} for s in entries]
-        labels = [s["case_label"] + ("\nf64" if s["dtype"] == "float64" else "") for s in entries]
+        labels = [s["case_label"] + ("" if s["dtype"] == "float32" else " " + dtype_short(s["dtype"]))
+                  for s in entries]
         series = [(k, lab, col) for k, lab, col in SERIES if any(b.get(k) for b in best)]
         width = 0.8 / max(1, len(series))
         top = 1.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 
+from .cases import dtype_short
 from .contenders import CONTENDERS
 
 PASS_LABEL = {"fwd": "fwd", "fwd+grad": "fwd+grad"}
@@ -68,7 +69,8 @@ def header(doc) -> str:
                      f"copy read+write {roof['copy_gbps']:.1f} GB/s.")
     stat = {"best": "best-of-k times"}.get(meta.get("speedup_stat"), "medians")
     lines.append("Times: median (best-of-k) ms per call. GB/s = logits bytes read (+ gradient bytes written "
-                 "for fwd+grad) / best time; % roofline vs the read (fwd) or copy (fwd+grad) roofline. "
+                 "for fwd+grad; 2 bytes per element for f16 and bf16, whose gradient is f16 / bf16 too) / "
+                 "best time; % roofline vs the read (fwd) or copy (fwd+grad) roofline. "
                  f"Speed-ups from {stat}; best peer = faster of PyTorch and JAX.")
     return "\n".join(lines)
 
@@ -82,7 +84,7 @@ def speed_table(doc) -> str:
     rows = []
     for (case, mode), by_name in groups.items():
         any_rec = next(iter(by_name.values()))
-        row = [any_rec["case_label"], "f" + any_rec["dtype"][-2:], PASS_LABEL[mode]]
+        row = [any_rec["case_label"], dtype_short(any_rec["dtype"]), PASS_LABEL[mode]]
         row += [_time_cell(by_name.get(c.name)) for c in contenders]
         xf = by_name.get("xent_fast") or {}
         row.append(f"{xf['gbps']:.1f}" if xf.get("gbps") and not xf.get("error") else "–")
@@ -103,12 +105,37 @@ def memory_table(doc) -> str:
     rows = []
     for (case, mode), by_name in groups.items():
         any_rec = next(iter(by_name.values()))
-        row = [any_rec["case_label"], "f" + any_rec["dtype"][-2:], PASS_LABEL[mode]]
+        row = [any_rec["case_label"], dtype_short(any_rec["dtype"]), PASS_LABEL[mode]]
         for c in contenders:
             mem = (by_name.get(c.name) or {}).get("memory")
             row.append(f"{fmt_mb(mem['peak_bytes'])} ({mem['peak_vs_logits']:.2f}x)" if mem else "–")
         rows.append(row)
     return _table(head, rows)
+
+
+def relative_tables(doc) -> str:
+    """The half-precision and loss-option rows against their plain float32 rows (empty if none)."""
+    entries = doc.get("relative") or []
+    present = {name for e in entries for name in e["ratios"]}
+    contenders = [c for c in CONTENDERS if c.name in present]
+    stat = {"best": "best-of-k times"}.get(doc["meta"].get("speedup_stat"), "medians")
+    parts = []
+    for kind, title in (
+            ("half", f"Half precision: speed-up over the float32 row of the same shape and pass "
+                     f"(float32 time / half time, {stat}, same run; higher is better):"),
+            ("options", f"Loss options: time / the plain row's time (same shape, dtype and pass, {stat}, "
+                        f"same run; lower is better):")):
+        rows = []
+        for e in (e for e in entries if e["kind"] == kind):
+            goal = e.get("goal")
+            goal_text = "–" if not goal else goal["text"] + (
+                "" if goal["met"] is None else " (met)" if goal["met"] else " (NOT met)")
+            rows.append([e["case_label"], dtype_short(e["dtype"]), PASS_LABEL[e["mode"]]]
+                        + [fmt_x(e["ratios"].get(c.name)) for c in contenders] + [goal_text])
+        if rows:
+            head = ["shape", "dtype", "pass"] + [c.label for c in contenders] + ["goal (xent_fast)"]
+            parts += ["", title, "", _table(head, rows)]
+    return "\n".join(parts[1:])
 
 
 def full_table(doc) -> str:
@@ -119,7 +146,7 @@ def full_table(doc) -> str:
     for r in doc["results"]:
         mem, chk = r.get("memory") or {}, r.get("check") or {}
         ok = r.get("median_ms") is not None and not r.get("error")
-        rows.append([r["case_label"], "f" + r["dtype"][-2:], r["mode"], r["label"],
+        rows.append([r["case_label"], dtype_short(r["dtype"]), r["mode"], r["label"],
                      fmt_ms(r.get("median_ms")) if ok else "n/a", fmt_ms(r.get("best_ms")) if ok else "n/a",
                      r.get("n", 0), f"{r['gbps']:.1f}" if ok else "–",
                      f"{100 * r['roofline_frac']:.0f}%" if ok and r.get("roofline_frac") else "–",
@@ -131,10 +158,12 @@ def full_table(doc) -> str:
 
 
 def markdown(doc, full: bool = False) -> str:
-    """The whole report: header, speed table, memory table, optional full table, notes."""
-    parts = [header(doc), "", speed_table(doc), "",
-             "Peak additional memory of one call (MB, and in units of the logits' size; "
-             "max of tracemalloc and the RSS high-water mark, see bench/memory.py):", "", memory_table(doc)]
+    """The whole report: header, speed table, half-precision and option ratios (when those rows
+    were run), memory table, optional full table, notes."""
+    relative = relative_tables(doc)
+    parts = [header(doc), "", speed_table(doc)] + (["", relative] if relative else [])
+    parts += ["", "Peak additional memory of one call (MB, and in units of the logits' size; "
+              "max of tracemalloc and the RSS high-water mark, see bench/memory.py):", "", memory_table(doc)]
     if full:
         parts += ["", "All measurements:", "", full_table(doc)]
     if doc.get("notes"):

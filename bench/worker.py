@@ -9,6 +9,8 @@ answers each request on stdin with one line on stdout:
   "max_samples", "warmup_s", "warmup_calls"}``: time one contender on one case. With ``first`` it warms up (JIT,
   thread pools), records the loss and the gradient's squared norm for the sanity check and the
   peak memory of one call; otherwise it makes one untimed call to bring the inputs back into cache.
+  ``first_call_sample`` (with ``warmup_calls`` 1, the slow reference): that first call's time is the
+  only sample.
 * ``{"op": "roofline", "size_mb", "repeats"}``: see :mod:`bench.roofline`.
 * ``{"op": "drop"}`` frees the current case's inputs; ``{"op": "quit"}`` exits.
 
@@ -47,6 +49,8 @@ def _threadpools():
 
 def _squared_norm(a) -> float:
     flat = np.ravel(a)
+    if flat.dtype.itemsize < 4:  # float16 / bfloat16: a dot product in half precision loses the sum
+        flat = flat.astype(np.float32)
     return float(np.dot(flat, flat))
 
 
@@ -102,7 +106,11 @@ class Worker:
         else:  # a slow call streams its inputs from memory anyway
             estimate = self.estimates[key]
         self.estimates[key] = estimate
-        times, inner = timing.sample(fn, estimate, req["budget_s"], req["min_samples"], req["max_samples"])
+        if first and no_jit and req.get("first_call_sample"):
+            times, inner = [estimate], 1  # a slow baseline's checked, memory-measured call is its sample
+        else:
+            times, inner = timing.sample(fn, estimate, req["budget_s"], req["min_samples"],
+                                         req["max_samples"])
         if first and not no_jit:
             if hasattr(self.module, "release"):  # drop outputs the library keeps alive between calls
                 self.module.release(self.data)

@@ -1,6 +1,11 @@
 """JAX CPU: ``jax.jit`` of plain jax code (no optax): ``-mean(take_along_axis(log_softmax(x)))``;
 fwd+grad is ``jax.jit(jax.value_and_grad(loss))``. Every call ends in ``block_until_ready``.
 
+float16 and bfloat16 logits are jnp.float16 / jnp.bfloat16 arrays (JAX's bfloat16 is ml_dtypes',
+so the NumPy buffer is used as it is). A case with loss options computes the same loss in plain JAX:
+``z = logit_scale * x``, ``z = softcap * tanh(z / softcap)``, the mean above over ``log_softmax(z)``
+``+ z_loss * mean(jax.nn.logsumexp(z, axis) ** 2)`` (each step only when its option is set).
+
 ``jax_enable_x64`` is on so that targets stay int64 and float64 cases really run in float64
 (float32 inputs stay float32). Threads: the runner sets ``XLA_FLAGS`` and the CPU affinity.
 """
@@ -36,9 +41,28 @@ def _loss(axis):
     return loss
 
 
+def _loss_with_options(case):
+    """``_loss``, or the loss with the case's options (Python scalars keep x's dtype)."""
+    plain = _loss(case.class_axis)
+    if not case.options:
+        return plain
+    jnp, axis = _jax.numpy, case.class_axis
+    scale, cap, z_loss = case.logit_scale, case.softcap, case.z_loss
+
+    def loss(x, t):
+        z = x * scale if scale != 1.0 else x
+        if cap is not None:
+            z = cap * jnp.tanh(z / cap)
+        out = plain(z, t)
+        if z_loss:
+            out = out + z_loss * jnp.mean(_jax.nn.logsumexp(z, axis=axis) ** 2)
+        return out
+    return loss
+
+
 def prepare(case, logits, targets):
-    """Device arrays (host CPU) and the two jitted functions for this case's axis."""
-    loss = _loss(case.class_axis)
+    """Device arrays (host CPU) and the two jitted functions for this case's axis and options."""
+    loss = _loss_with_options(case)
     return {"x": _jax.device_put(logits), "t": _jax.device_put(targets),
             "fwd": _jax.jit(loss), "fwd+grad": _jax.jit(_jax.value_and_grad(loss))}
 

@@ -1,5 +1,6 @@
 """xent_fast itself: ``cross_entropy`` (fwd), ``cross_entropy_and_grad`` (fwd+grad) and the
-same with ``out=`` a preallocated gradient buffer (contender ``xent_fast_out``).
+same with ``out=`` a preallocated gradient buffer of the logits' dtype (contender ``xent_fast_out``).
+The case's loss options (``softcap``, ``z_loss``, ``logit_scale``) are passed as they are.
 
 ``num_threads`` is left at None, so the kernel follows OMP_NUM_THREADS, which the runner sets from
 ``--threads``: the code path users get by default.
@@ -42,20 +43,20 @@ def prepare(case, logits, targets):
 
 def make(name: str, mode: str, case, data):
     """The call for contender ``name`` ('xent_fast' or 'xent_fast_out') in ``mode``."""
-    x, t, axis = data["logits"], data["targets"], case.axis
+    x, t, axis, opts = data["logits"], data["targets"], case.axis, case.options
     if mode == "fwd" and name == "xent_fast":
         fn = _xf.cross_entropy
-        return lambda: (fn(x, t, axis=axis), None)
+        return lambda: (fn(x, t, axis=axis, **opts), None)
     if not hasattr(_xf, "cross_entropy_and_grad"):
         raise Unavailable("xent_fast.cross_entropy_and_grad does not exist yet")
     fn = _xf.cross_entropy_and_grad
     if name == "xent_fast":
-        return lambda: fn(x, t, axis=axis)
+        return lambda: fn(x, t, axis=axis, **opts)
     if data["out"] is None:
         data["out"] = np.empty_like(x)
         data["out"].fill(0)  # fault the pages in: the buffer is the caller's, not the call's
     out = data["out"]
-    return lambda: fn(x, t, axis=axis, out=out)
+    return lambda: fn(x, t, axis=axis, out=out, **opts)
 
 
 def to_numpy(result):
