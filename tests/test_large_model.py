@@ -389,6 +389,9 @@ def test_every_path():
     here = os.path.dirname(os.path.abspath(__file__))
     for isa in _other_paths():
         env = dict(os.environ, XENT_FAST_ISA=isa, XENT_LARGE_MODEL_CHILD="1")
+        # the package under test, wherever it was imported from (an in-place build, a wheel)
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(impl.__file__)))
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
         out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                               os.path.abspath(__file__)], env=env, cwd=here,
                              capture_output=True, text=True, timeout=900)

@@ -25,8 +25,11 @@ PKG = pathlib.Path(xent_fast.__file__).resolve().parent
 
 
 def _python(code, cwd, **env):
-    """Run `code` in a fresh interpreter in `cwd`; return (exit code, stdout + stderr)."""
+    """Run `code` in a fresh interpreter in `cwd`; return (exit code, stdout + stderr).  The
+    package under test stays importable wherever it was imported from (installed, editable, or
+    an in-place build such as the sanitizer run's)."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environ["PYTHONPATH"] = str(PKG.parent)
     environ.update(env)
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ,
                           capture_output=True, text=True, timeout=120)
