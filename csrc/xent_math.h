@@ -332,8 +332,8 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 #endif
 }
 
-/* vexp_term_f32 for terms that are only summed (forward passes): with FMA, x - k ln2 in one step,
- * one multiply-add fewer (the exp-sum loop is bound by them).  ln2 then carries its
+/* vexp_term_f32 for terms that are only summed (forward passes): with FMA (AVX-512, AVX2), x - k ln2
+ * in one step, one multiply-add fewer (the exp-sum loop is bound by them).  ln2 then carries its
  * float32 rounding error, 1.9e-9 k: at most 4e-7 relative error in the deepest terms (k near -150),
  * the ones that weigh least in a sum; kept values (softmax, gradients) take vexp_term_f32. */
 XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
@@ -349,6 +349,18 @@ XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
     p = p * r + 9.999997019767761e-1f;
     p = p * r + 1.0f;
     return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+    x = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32, x);
+    const vf32 shifted = x * 1.44269504088896341f + 12582912.0f;
+    const vf32 kf = shifted - 12582912.0f;
+    const vf32 r = (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.693147180559945309f), (__m256)x);
+    vf32 p = (vf32){0} + 8.290315046906471e-3f;
+    p = p * r + 4.189793020486832e-2f;
+    p = p * r + 1.666763573884964e-1f;
+    p = p * r + 4.999915063381195e-1f;
+    p = p * r + 9.999997019767761e-1f;
+    p = p * r + 1.0f;
+    return p * (vf32)(((vu32)shifted << 23) + (127u << 23)); /* the shifter's own bits shift out */
 #else
     return vexp_term_f32(x);
 #endif
