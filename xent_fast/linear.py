@@ -20,23 +20,9 @@ import numpy as np
 from . import _validate as v
 from .losses import cross_entropy, cross_entropy_and_grad
 
-# chunk_size=None: the chunk's logits take at most this many bytes, unless that is < _MIN_ROWS rows.
+# chunk_size=None: the chunk's logits take at most this many bytes, unless that is < MIN_CHUNK_ROWS rows.
 CHUNK_BYTES = 64 * 2**20
 MIN_CHUNK_ROWS = 256
-
-# Options of cross_entropy passed on only when they differ from these defaults, so that the call
-# works with kernels that predate them (and raises their TypeError when they are asked for).
-_PASSTHROUGH = {"z_loss": 0.0, "softcap": None, "logit_scale": 1.0}
-
-
-def _differs(value, default):
-    """True unless value is the option's default (None, or a number equal to it)."""
-    if value is default:
-        return False
-    try:
-        return bool(value != default)
-    except (TypeError, ValueError):
-        return True
 
 
 def default_chunk_size(n_rows, n_class, itemsize):
@@ -194,10 +180,8 @@ def _linear_cross_entropy(want_grad, input, linear_weight, targets, linear_bias,
                              f"targets' row shape {batch}") from None
 
     options = {"weight": class_w, "ignore_index": ignore_index, "label_smoothing": label_smoothing,
-               "eps": eps, "num_threads": num_threads}
-    for name, value in (("z_loss", z_loss), ("softcap", softcap), ("logit_scale", logit_scale)):
-        if _differs(value, _PASSTHROUGH[name]):
-            options[name] = value
+               "eps": eps, "z_loss": z_loss, "softcap": softcap, "logit_scale": logit_scale,
+               "num_threads": num_threads}
 
     def rows_options(lo, hi):
         opts = dict(options)

@@ -946,11 +946,6 @@ def binary_cross_entropy_with_logits_and_grad(logits, targets, *, weight=None, p
 # Linear + cross-entropy
 # ---------------------------------------------------------------------------
 
-# Options of cross_entropy forwarded only when not at their defaults: this definition gains them
-# exactly when cross_entropy does.
-_LINEAR_PASSTHROUGH = {"z_loss": 0.0, "softcap": None, "logit_scale": 1.0, "sample_weight": None}
-
-
 def _linear_logits(input, linear_weight, linear_bias, chunk_size):
     """``input @ linear_weight.T + linear_bias`` in float64, and the compute dtype.
 
@@ -978,12 +973,6 @@ def _linear_logits(input, linear_weight, linear_bias, chunk_size):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
     return x, w, logits, np.result_type(*dtypes)
-
-
-def _linear_options(options):
-    return {k: val for k, val in options.items()
-            if not (val is _LINEAR_PASSTHROUGH[k]
-                    or (_LINEAR_PASSTHROUGH[k] is not None and val == _LINEAR_PASSTHROUGH[k]))}
 
 
 def linear_cross_entropy(input, linear_weight, targets, *, linear_bias=None, weight=None,
@@ -1017,8 +1006,8 @@ def linear_cross_entropy(input, linear_weight, targets, *, linear_bias=None, wei
     loss : numpy scalar or ndarray
     """
     _, _, logits, dtype = _linear_logits(input, linear_weight, linear_bias, chunk_size)
-    extra = _linear_options({"z_loss": z_loss, "softcap": softcap, "logit_scale": logit_scale,
-                             "sample_weight": sample_weight})
+    extra = dict(z_loss=z_loss, softcap=softcap, logit_scale=logit_scale,
+                 sample_weight=sample_weight)
     loss = cross_entropy(logits, targets, weight=weight, ignore_index=ignore_index,
                          reduction=reduction, label_smoothing=label_smoothing, eps=eps, **extra)
     return loss.astype(dtype) if reduction == "none" else dtype.type(loss)
@@ -1055,8 +1044,8 @@ def linear_cross_entropy_and_grad(input, linear_weight, targets, *, linear_bias=
         Only when ``linear_bias`` is given.
     """
     x, w, logits, dtype = _linear_logits(input, linear_weight, linear_bias, chunk_size)
-    extra = _linear_options({"z_loss": z_loss, "softcap": softcap, "logit_scale": logit_scale,
-                             "sample_weight": sample_weight})
+    extra = dict(z_loss=z_loss, softcap=softcap, logit_scale=logit_scale,
+                 sample_weight=sample_weight)
     loss, g = cross_entropy_and_grad(logits, targets, weight=weight, ignore_index=ignore_index,
                                      reduction=reduction, label_smoothing=label_smoothing,
                                      eps=eps, grad_loss=grad_loss, **extra)
