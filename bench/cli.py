@@ -91,6 +91,7 @@ float32 rows alone); --quick about one on an idle machine (several on a busy one
 
 subcommand
   python -m bench tune   measure this machine's switch points for csrc/tuning.c (--help there)
+  python -m bench dask   a Dask LocalCluster against one process at 1 GB+ of logits (--help there)
 """
 
 
