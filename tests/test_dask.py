@@ -160,6 +160,21 @@ def test_linear_cross_entropy(client, reduction, bias):
         _close(g, e, np.float32)
 
 
+def test_linear_probability_targets_and_dask_weights(client):
+    rng = np.random.default_rng(4)
+    h, w = rng.standard_normal((21, 5)), rng.standard_normal((12, 5))
+    y = rng.random((21, 12))
+    y /= y.sum(axis=1, keepdims=True)
+    sw = rng.random(21)
+    kw = dict(label_smoothing=0.1, softcap=3.0)
+    got = dask.compute(*xd.linear_cross_entropy_and_grad(
+        da.from_array(h, chunks=(8, 5)), da.from_array(w, chunks=(5, 5)),
+        da.from_array(y, chunks=(4, 6)), sample_weight=da.from_array(sw, chunks=10), **kw))
+    expected = xent_fast.linear_cross_entropy_and_grad(h, w, y, sample_weight=sw, **kw)
+    for g, e in zip(got, expected):
+        _close(g, e, np.float64)
+
+
 def test_lazy_until_computed(client):
     def boom(block):
         raise RuntimeError("computed")
@@ -220,3 +235,24 @@ def test_logits_larger_than_the_workers_memory(client):
     _close(loss, expected_sum / n, np.float32)
     _close(lse, np.concatenate(expected_lse), np.float32)
     assert client.run(os.getpid) == pids
+
+
+@pytest.mark.parametrize("name", xd.__all__)
+def test_signatures_are_the_numpy_apis_and_the_stubs(name):
+    """The same parameters as the NumPy function (less ``out=``, which a lazy result cannot
+    take), in the same order with the same defaults, and the stub agrees."""
+    import ast
+    import inspect
+    import pathlib
+
+    def params(fn):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+                if p.name != "out"]
+
+    assert params(getattr(xd, name)) == params(getattr(xent_fast, name))
+    stub = pathlib.Path(xd.__file__).with_suffix(".pyi")
+    fns = {n.name: n for n in ast.parse(stub.read_text()).body if isinstance(n, ast.FunctionDef)}
+    a = fns[name].args
+    assert [arg.arg for arg in a.args + a.kwonlyargs] == [p[0] for p in params(getattr(xd, name))]
+    defaults = [ast.literal_eval(d) for d in a.defaults + a.kw_defaults]
+    assert defaults == [p[2] for p in params(getattr(xd, name)) if p[2] is not inspect._empty]

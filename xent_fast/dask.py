@@ -193,16 +193,17 @@ def _loss_problem(logits, targets, axis, weight, ignore_index, reduction, label_
     return x, ax, t, prob_targets, sw, class_w, dtypes
 
 
-def _denominator(x, t, prob_targets, class_w, ignore_index, sw):
+def _denominator(t, prob_targets, class_w, ignore_index, sw):
     """'mean''s divisor over all rows, from the targets and sample weights alone (a 0-d dask
     array): sum of sample_weight * weight[t] over non-ignored rows, or of sample_weight."""
-    rows = _ROW_LETTERS[:x.ndim - 1]
     if prob_targets:
-        return (da.ones(x.shape[:-1], chunks=x.chunks[:-1]) if sw is None else sw).sum(
-            dtype=np.float64)
+        row_shape, row_chunks = t.shape[:-1], t.chunks[:-1]
+        ones = da.ones(row_shape, chunks=row_chunks, dtype=np.float64)
+        return (ones if sw is None else sw).sum(dtype=np.float64)
+    rows = _ROW_LETTERS[:t.ndim]
     args = [t, rows] + ([sw, rows] if sw is not None else [])
-    per_block = _blockwise(_block_denominator, rows, *args, adjust_chunks={
-        r: 1 for r in rows}, dtype=np.float64, class_w=class_w, ignore_index=ignore_index)
+    per_block = _blockwise(_block_denominator, rows, *args, adjust_chunks={r: 1 for r in rows},
+                           dtype=np.float64, class_w=class_w, ignore_index=ignore_index)
     return per_block.sum()
 
 
@@ -264,7 +265,7 @@ def _cross_entropy(want_grad, logits, targets, axis, weight, ignore_index, reduc
         softcap, logit_scale, sample_weight, return_lse, grad_loss, want_grad)
     rows = _ROW_LETTERS[:x.ndim - 1]
     t_ind = rows + "c" if prob_targets else rows
-    den = _denominator(x, t, prob_targets, class_w, ignore_index, sw) \
+    den = _denominator(t, prob_targets, class_w, ignore_index, sw) \
         if reduction == "mean" else None
     gl = _row_scale(reduction, grad_loss, den, x.shape[:-1], x.chunks[:-1]) \
         if want_grad else None
@@ -447,61 +448,53 @@ def _linear(want_grad, input, linear_weight, targets, linear_bias, weight, ignor
     w = _dask(linear_weight, "linear_weight")
     b = None if linear_bias is None else _dask(linear_bias, "linear_bias")
     t = _dask(targets, "targets")
-    if h.ndim < 1:
-        raise ValueError(f"input must have at least 1 dimension (rows..., D), got a 0-d array")
-    batch = h.shape[:-1]
-    # validation and dtypes: the NumPy API on a one-row stand-in
-    meta_h = _meta(h, (1,) * (h.ndim - 1) + h.shape[-1:])
-    meta_t = _meta(t, (1,) * (h.ndim - 1) + t.shape[h.ndim - 1:]) \
-        if t.ndim >= h.ndim - 1 else _meta(t)
-    if t.shape[:h.ndim - 1] != batch:
+    if h.ndim < 1 or w.ndim != 2:
+        raise ValueError(f"input must be (rows..., D) and linear_weight (V, D); got shapes "
+                         f"{h.shape} and {w.shape}")
+    batch, n_class = h.shape[:-1], w.shape[0]
+    prob_targets = t.shape == batch + (n_class,)
+    if t.shape != batch and not prob_targets:
         raise ValueError(f"targets must have shape {batch} (class indices) or "
-                         f"{batch + (w.shape[0],)} (class probabilities) for input rows of "
-                         f"shape {batch}; got {t.shape}")
+                         f"{batch + (n_class,)} (class probabilities) for input rows of shape "
+                         f"{batch} and {n_class} classes; got {t.shape}")
     sw = _with_row_chunks(sample_weight, h.chunks[:-1], batch, "sample_weight")
     kw = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
               eps=eps, z_loss=z_loss, softcap=softcap, logit_scale=logit_scale,
               chunk_size=chunk_size, num_threads=num_threads)
-    meta_w = np.zeros(w.shape, w.dtype)
-    meta_b = None if b is None else np.zeros(b.shape, b.dtype)
-    meta_sw = None if sw is None else np.ones((1,) * (h.ndim - 1))
-    meta = linear.linear_cross_entropy(meta_h, meta_w, meta_t, linear_bias=meta_b,
-                                       reduction=reduction, sample_weight=meta_sw, **kw)
-    loss_dtype = np.asarray(meta).dtype
-    # rows flattened to one axis, features and the layer in one chunk each
+    # validation and the result dtype: the NumPy API on a one-row stand-in
+    one_row = (1,) * len(batch)
+    meta = linear.linear_cross_entropy(
+        _meta(h, one_row + h.shape[-1:]), _meta(w, w.shape), _meta(t, one_row + t.shape[
+            len(batch):]), linear_bias=None if b is None else _meta(b, b.shape),
+        reduction=reduction, sample_weight=None if sw is None else np.ones(one_row), **kw)
+    dtype = np.asarray(meta).dtype
+    # rows flattened to one axis; features, the layer's classes and its bias in one chunk each
     h2 = h.rechunk({h.ndim - 1: -1}).reshape((-1, h.shape[-1]))
-    prob_targets = t.ndim == h.ndim
-    t2 = t.reshape((-1, w.shape[0]) if prob_targets else (-1,)).rechunk(
-        (h2.chunks[0],) + ((w.shape[0],),) * prob_targets)
-    sw2 = None if sw is None else sw.reshape((-1,)).rechunk((h2.chunks[0],))
-    w1 = w.rechunk(-1)
-    b1 = None if b is None else b.rechunk(-1)
-    class_w = None if weight is None else v.class_weight(weight, w.shape[0])
-    den = None
-    if reduction == "mean":
-        den = (t2.shape[0] if sw2 is None else sw2.sum(dtype=np.float64)) if prob_targets else \
-            _denominator(da.empty((t2.shape[0], 1), chunks=(t2.chunks[0], 1)), t2, False,
-                         class_w, ignore_index, sw2)
-    args = [h2, "id", t2, "ic" if prob_targets else "i", w1, "cd"]
-    args += [b1, "c"] if b1 is not None else [None, None]
+    row_chunks = h2.chunks[0]
+    t2 = t.reshape((-1, n_class) if prob_targets else (-1,))
+    t2 = t2.rechunk((row_chunks,) + ((n_class,),) * prob_targets)
+    sw2 = None if sw is None else sw.reshape((-1,)).rechunk((row_chunks,))
+    class_w = None if weight is None else v.class_weight(weight, n_class)
+    den = _denominator(t2, prob_targets, class_w, ignore_index, sw2) \
+        if reduction == "mean" else None
+    args = [h2, "id", t2, "ic" if prob_targets else "i", w.rechunk(-1), "cd"]
+    args += [b.rechunk(-1), "c"] if b is not None else [None, None]
     args += [sw2, "i"] if sw2 is not None else [None, None]
     if not want_grad:
         rows = _blockwise(_linear_block, "i", *args, dtype=np.float64, options=kw)
-        return _loss_outputs(rows[..., None], reduction, den, (loss_dtype,), False).reshape(
-            batch) if reduction == "none" else _loss_outputs(rows[..., None], reduction, den,
-                                                             (loss_dtype,), False)
-    gl = _row_scale(reduction, grad_loss, den, (h2.shape[0],), (h2.chunks[0],))
+        return _loss_outputs(rows[..., None], reduction, den, (dtype,), False).reshape(
+            batch if reduction == "none" else ())
+    gl = _row_scale(reduction, grad_loss, den, (h2.shape[0],), (row_chunks,))
     blocks = _tuple_blocks(_linear_block, "id", *args, gl, "i", want_grad=True, options=kw)
-    n_blocks = len(h2.chunks[0])
-    rows = _part(blocks, 0, np.float64, (h2.chunks[0],))
-    grad_h = _part(blocks, 1, loss_dtype, h2.chunks)
-    stacked = _part(blocks, 2, loss_dtype, ((1,) * n_blocks, (w.shape[0],), (w.shape[1],)))
-    out = [_loss_outputs(rows[..., None], reduction, den, (loss_dtype,), False),
-           grad_h.reshape(h.shape), stacked.sum(axis=0, split_every=4)]
-    if reduction == "none":
-        out[0] = out[0].reshape(batch)
+    one_per_block = (1,) * len(row_chunks)
+    rows = _part(blocks, 0, np.float64, (row_chunks,))
+    loss = _loss_outputs(rows[..., None], reduction, den, (dtype,), False)
+    out = [loss.reshape(batch if reduction == "none" else ()),
+           _part(blocks, 1, dtype, h2.chunks).reshape(h.shape),
+           _part(blocks, 2, dtype, (one_per_block, (n_class,), (w.shape[1],))).sum(
+               axis=0, split_every=4)]
     if b is not None:
-        out.append(_part(blocks, 3, loss_dtype, ((1,) * n_blocks, (w.shape[0],))).sum(
+        out.append(_part(blocks, 3, dtype, (one_per_block, (n_class,))).sum(
             axis=0, split_every=4))
     return tuple(out)
 
