@@ -35,6 +35,8 @@ what is timed
     xent_fast        xent_fast.cross_entropy / cross_entropy_and_grad (the row's options passed on)
     xent_fast_out    cross_entropy_and_grad(..., out=buf), gradient into a preallocated array of the
                      logits' dtype (fwd+grad)
+    xent_fast_1t     cross_entropy(..., num_threads=1) at 32000+ classes (fwd): per-core GB/s, its
+                     % roofline against the one-thread read roofline
     reference        xent_fast.reference, the plain NumPy reference (same signatures; float64 inside)
     torch            PyTorch CPU F.cross_entropy on float32/float64/float16/bfloat16 tensors; fwd+grad =
                      autograd backward from a leaf tensor. Options rows: z = logit_scale*x,

@@ -66,8 +66,9 @@ def plot_speedups(doc, path: str):
         ax.set_title(f"cross_entropy {mode}")
     order = [lab for _, lab, _ in SERIES if lab in legend] + [k for k in legend if k not in
                                                               [lab for _, lab, _ in SERIES]]
-    fig.legend([legend[k] for k in order], order, loc="lower center", ncol=len(order), fontsize=8,
-               frameon=False)
+    if order:  # nothing to label when no ratio could be taken (no peer, no reference)
+        fig.legend([legend[k] for k in order], order, loc="lower center", ncol=len(order),
+                   fontsize=8, frameon=False)
     meta = doc["meta"]
     fig.suptitle(f"xent_fast speed-ups, {meta['threads']} threads, {meta['cpu']}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))  # the legend's row below the panels

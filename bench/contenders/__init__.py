@@ -38,11 +38,17 @@ class Contender:
     modes: tuple = MODES
     is_peer: bool = False
     slow_baseline: bool = False
+    min_classes: int = 0  # timed on cases with at least this many classes
+
+    def times(self, case, mode) -> bool:
+        """Whether this contender is timed on ``case`` in ``mode``."""
+        return mode in self.modes and case.n_classes >= self.min_classes
 
 
 CONTENDERS = (
     Contender("xent_fast", "xent_fast", "xent_fast"),
     Contender("xent_fast_out", "xent_fast", "xent_fast out=", modes=("fwd+grad",)),
+    Contender("xent_fast_1t", "xent_fast", "xent_fast 1 thread", modes=("fwd",), min_classes=32000),
     Contender("reference", "reference", "reference", slow_baseline=True),
     Contender("torch", "torch", "PyTorch", is_peer=True),
     Contender("jax", "jax", "JAX", is_peer=True),

@@ -1,5 +1,7 @@
 """xent_fast itself: ``cross_entropy`` (fwd), ``cross_entropy_and_grad`` (fwd+grad) and the
-same with ``out=`` a preallocated gradient buffer of the logits' dtype (contender ``xent_fast_out``).
+same with ``out=`` a preallocated gradient buffer of the logits' dtype (contender ``xent_fast_out``),
+and the forward on one thread (``xent_fast_1t``, at 32000+ classes only: the per-core throughput,
+set against the one-thread read roofline).
 The case's loss options (``softcap``, ``z_loss``, ``logit_scale``) are passed as they are.
 
 ``num_threads`` is left at None, so the kernel follows OMP_NUM_THREADS, which the runner sets from
@@ -44,6 +46,9 @@ def prepare(case, logits, targets):
 def make(name: str, mode: str, case, data):
     """The call for contender ``name`` ('xent_fast' or 'xent_fast_out') in ``mode``."""
     x, t, axis, opts = data["logits"], data["targets"], case.axis, case.options
+    if name == "xent_fast_1t":
+        fn = _xf.cross_entropy
+        return lambda: (fn(x, t, axis=axis, num_threads=1, **opts), None)
     if mode == "fwd" and name == "xent_fast":
         fn = _xf.cross_entropy
         return lambda: (fn(x, t, axis=axis, **opts), None)
