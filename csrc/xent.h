@@ -148,9 +148,9 @@ enum {
     XENT_P_DOT = 2,           /* D over the shard's classes (terms with a_j = 0 left out) */
     XENT_P_COEF = 3,          /* B over the shard's classes */
     XENT_P_TARGET_WEIGHT = 4, /* the row's share of the mean's denominator, from one shard only:
-                                 w[t] from the shard holding t; 1 from the shard with class_start
-                                 0 with probability targets */
-    XENT_P_COUNTED = 5,       /* 1 if the row is not ignored, from the shard with class_start 0 */
+                                 w[t] from the shard holding t; 1 from the shard holding class 0
+                                 with probability targets */
+    XENT_P_COUNTED = 5,       /* 1 if the row is not ignored, from the shard holding class 0 */
     XENT_N_PARTIALS = 6
 };
 /* Fields DOT to COUNTED are 0 for an ignored row and without targets.  eps clipping has no shard

@@ -1095,8 +1095,8 @@ def _shard_problem(logits, targets, class_start, num_classes, axis, weight, igno
     ``a_ik = (1 - s) * w[t_i] * [class_start + k == t_i] + (s / V) * w[class_start + k]`` for class
     indices (0 on ignored rows), ``w[class_start + k] * ((1 - s) * y_ik + s / V)`` for the shard's
     probabilities ``y``, 0 without targets.  ``target_weight`` is ``w[t_i]`` where the shard
-    holds ``t_i`` (1 on the first shard with probabilities), ``counted`` 1 on the first shard for
-    rows that are not ignored.
+    holds ``t_i`` (1 on the shard holding class 0 with probabilities), ``counted`` 1 on the shard
+    holding class 0 for rows that are not ignored.
     """
     storage = np.asarray(logits).dtype
     x, dtype = _as_float(logits, "logits", half=True)
@@ -1115,7 +1115,7 @@ def _shard_problem(logits, targets, class_start, num_classes, axis, weight, igno
     ws = w[class_start:class_start + Vk]
     x = np.moveaxis(x, axis, -1)
     row_shape = x.shape[:-1]
-    first = 1.0 if class_start == 0 else 0.0
+    first = 1.0 if class_start == 0 and Vk > 0 else 0.0  # the shard holding class 0
     if targets is None:
         a = np.zeros(x.shape)
         target_weight = counted = np.zeros(row_shape)

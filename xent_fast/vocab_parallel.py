@@ -22,8 +22,8 @@ SUMEXP         ``sum_j exp(z_j - max)``
 DOT            ``D = sum_j a_j z_j`` (0 for an ignored row)
 COEF           ``B = sum_j a_j`` (0 for an ignored row)
 TARGET_WEIGHT  the row's share of the mean's denominator, from one shard: ``weight[t]`` from the
-               shard holding class ``t``; 1 from the shard at ``class_start=0`` (probabilities)
-COUNTED        1 for a row that is not ignored, from the shard at ``class_start=0``
+               shard holding class ``t``; 1 from the shard holding class 0 (probabilities)
+COUNTED        1 for a row that is not ignored, from the shard holding class 0
 ============== ===============================================================================
 
 and the loss of a row is ``sample_weight * (B * lse - D + z_loss * lse**2)`` with
