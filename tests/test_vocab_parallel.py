@@ -349,10 +349,11 @@ def test_results_do_not_depend_on_threads(rng):
     if USING_REFERENCE:
         pytest.skip("threads: compiled only")
     x, t, kw = _problem(rng, FULL, shape=(600, 300), dtype=np.float32)
-    one = vp.shard_partials(x[:, 100:], t, 100, 300, num_threads=1, **{k: kw[k] for k in SHARD_KEYS if k in kw})
-    two = vp.shard_partials(x[:, 100:], t, 100, 300, num_threads=2, **{k: kw[k] for k in SHARD_KEYS if k in kw})
+    shard_kw = {k: kw[k] for k in SHARD_KEYS if k in kw}
+    one = vp.shard_partials(x[:, 100:], t, 100, 300, num_threads=1, **shard_kw)
+    two = vp.shard_partials(x[:, 100:], t, 100, 300, num_threads=2, **shard_kw)
     assert_same_bits(one, two)
-    total = vp.combine_partials(one, vp.shard_partials(x[:, :100], t, 0, 300))
+    total = vp.combine_partials(one, vp.shard_partials(x[:, :100], t, 0, 300, **shard_kw))
     g1 = vp.shard_grad(x[:, 100:], t, 100, 300, total, num_threads=1, **kw)
     g2 = vp.shard_grad(x[:, 100:], t, 100, 300, total, num_threads=2, **kw)
     assert_same_bits(g1, g2)
@@ -438,7 +439,8 @@ def test_signatures_match_reference():
 
     for name in vp.__all__:
         if name.islower():
-            assert (inspect.signature(getattr(vp, name)) == inspect.signature(getattr(ref, name))), name
+            assert inspect.signature(getattr(vp, name)) == inspect.signature(getattr(ref, name)), (
+                name)
 
 
 @pytest.mark.compiled_only

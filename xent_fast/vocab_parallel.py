@@ -1,4 +1,4 @@
-"""Vocabulary-parallel cross-entropy: building blocks for logits whose class axis is split in shards.
+"""Vocabulary-parallel cross-entropy: building blocks for logits split in class shards.
 
 When the classes of each row are spread over several arrays, processes or machines (as in
 Megatron's vocab-parallel cross-entropy or flash-attn's ``process_group`` path), each shard
