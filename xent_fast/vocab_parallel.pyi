@@ -45,7 +45,7 @@ def finish_partials(
     sample_weight: Optional[ArrayLike] = None,
     return_lse: Literal[False] = False,
     denominator: Optional[float] = None,
-    dtype: DTypeLike = None,
+    dtype: Optional[DTypeLike] = None,
 ) -> _Loss: ...
 @overload
 def finish_partials(
@@ -56,7 +56,7 @@ def finish_partials(
     sample_weight: Optional[ArrayLike] = None,
     return_lse: Literal[True],
     denominator: Optional[float] = None,
-    dtype: DTypeLike = None,
+    dtype: Optional[DTypeLike] = None,
 ) -> Tuple[_Loss, _Array]: ...
 @overload
 def finish_partials(
@@ -67,7 +67,7 @@ def finish_partials(
     sample_weight: Optional[ArrayLike] = None,
     return_lse: bool = False,
     denominator: Optional[float] = None,
-    dtype: DTypeLike = None,
+    dtype: Optional[DTypeLike] = None,
 ) -> Union[_Loss, Tuple[_Loss, _Array]]: ...
 def shard_grad(
     logits: ArrayLike,
