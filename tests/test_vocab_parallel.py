@@ -216,34 +216,53 @@ def test_ignored_rows(rng):
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=HALF_IDS)
+@pytest.mark.parametrize("kind", ["index", "probs"])
 @pytest.mark.parametrize("n_shards", [1, 3, 6])
-def test_half_precision(n_shards, dtype, rng):
+def test_half_precision(n_shards, kind, dtype, rng):
     """Losses and log-sum-exps in float32 within float32's tolerance of the truth of the half
-    values; gradients in the logits' dtype (or a float32 out=), rounded once."""
-    x, t, kw = _problem(rng, FULL, dtype=dtype)
+    values; gradients in the logits' dtype (or a float32 out=, or in place), rounded once."""
+    opts = FULL if kind == "index" else {k: val for k, val in FULL.items() if k != "ignore"}
+    x, t, kw = _problem(rng, opts, dtype=dtype, kind=kind)
+    prob = kind == "probs"
     bounds = _bounds(23, n_shards, rng, empty=n_shards > 2)
-    _, total = _sharded_total(x, t, bounds, **kw)
+    _, total = _sharded_total(x, t, bounds, prob=prob, **kw)
     xt = _truth(x)
     rtol, atol = _tol(np.float32, _z_scale(x, kw))
+    rows = ref.cross_entropy(xt, t, reduction="none", **kw)
     for red in REDUCTIONS:
         loss = vp.finish_partials(total, reduction=red, dtype=np.float32, **_finish_kw(kw))
-        rows = ref.cross_entropy(xt, t, reduction="none", **kw)
         truth = ref.cross_entropy(xt, t, reduction=red, **kw)
         assert np.asarray(loss).dtype == np.float32
         assert_close(loss, truth, rtol, reduction_atol(rows, red, atol, rtol, np.sum(rows), truth))
     _, truth = ref.cross_entropy_and_grad(xt, t, **kw)
-    assert_half_close(_sharded_grad(x, t, bounds, total, **kw), truth, dtype)
+    assert_half_close(_sharded_grad(x, t, bounds, total, prob=prob, **kw), truth, dtype)
     outs = [np.empty(x[:, a:b].shape, np.float32) for a, b in bounds]
     for (a, b), out in zip(bounds, outs):
-        assert vp.shard_grad(x[:, a:b], t, a, 23, total, out=out, **kw) is out
+        ts = t[:, a:b] if prob else t
+        assert vp.shard_grad(x[:, a:b], ts, a, 23, total, out=out, **kw) is out
     assert_close(np.concatenate(outs, 1), truth, rtol, rtol * np.abs(truth).max() * 10)
     # in place, shard by shard
-    _, want = impl.cross_entropy_and_grad(x, t, **kw)
     xin = x.copy()
     for a, b in bounds:
         view = xin[:, a:b]
-        assert vp.shard_grad(view, t, a, 23, total, out=view, **kw) is view
+        ts = t[:, a:b] if prob else t
+        assert vp.shard_grad(view, ts, a, 23, total, out=view, **kw) is view
     assert_half_close(xin, truth, dtype)
+
+
+def test_one_row_and_empty_batch(rng):
+    x, t = rng.standard_normal(23), 5
+    kw = dict(z_loss=0.01, label_smoothing=0.1)
+    _check_against_unsharded(x, t, [(0, 4), (4, 23)], kw)
+    p = vp.shard_partials(x[4:], t, 4, 23)
+    assert p.shape == (6,)
+    x0, t0 = np.zeros((0, 23)), np.zeros(0, np.int64)
+    total = vp.combine_partials(*[vp.shard_partials(x0[:, a:b], t0, a, 23) for a, b in
+                                  [(0, 4), (4, 23)]])
+    assert total.shape == (0, 6)
+    assert np.isnan(vp.finish_partials(total)) and vp.finish_partials(total, reduction="sum") == 0
+    assert vp.finish_partials(total, reduction="none").shape == (0,)
+    assert vp.shard_grad(x0[:, 4:], t0, 4, 23, total).shape == (0, 19)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64] + HALF, ids=["float32", "float64"]
