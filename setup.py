@@ -24,6 +24,7 @@ KERNEL_SOURCES = [
     "csrc/cpu.c",
     "csrc/tuning.c",
     "csrc/isa_baseline.c",
+    "csrc/shard.c",
 ]
 # The x86-64 instruction-set variants, each compiled with the flags of its ISA.  F16C comes with
 # every AVX2 CPU and converts float16 storage; dispatch.c checks each flag before calling a variant.
@@ -118,7 +119,8 @@ extension = Extension(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
              "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc",
-             "csrc/tiles.inc", "csrc/staging.inc", "csrc/softmax.inc", "csrc/half.h"] + list(ISA_SOURCES),
+             "csrc/tiles.inc", "csrc/staging.inc", "csrc/softmax.inc", "csrc/shard.inc",
+             "csrc/half.h"] + list(ISA_SOURCES),
 )
 
 setup(

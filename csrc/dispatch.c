@@ -23,6 +23,16 @@
     int xent_softmax_rows_f64_##isa(xent_dtype, xent_transform, const xent_shape *, const void *, \
                                     const xent_strides *, void *, const xent_strides *, double *, \
                                     int);                                                         \
+    int xent_softmax_rows_lse_f32_##isa(xent_dtype, xent_transform, const xent_shape *,           \
+                                        const void *, const xent_strides *, void *,               \
+                                        const xent_strides *, const double *, int);               \
+    int xent_softmax_rows_lse_f64_##isa(xent_dtype, xent_transform, const xent_shape *,           \
+                                        const void *, const xent_strides *, void *,               \
+                                        const xent_strides *, const double *, int);               \
+    int xent_shard_partials_f32_##isa(const xent_shard_problem *, xent_result *);                 \
+    int xent_shard_partials_f64_##isa(const xent_shard_problem *, xent_result *);                 \
+    int xent_shard_grad_f32_##isa(const xent_shard_problem *, xent_result *);                     \
+    int xent_shard_grad_f64_##isa(const xent_shard_problem *, xent_result *);                     \
     int xent_binary_f32_##isa(const xent_binary_problem *, xent_result *);                        \
     int xent_binary_f64_##isa(const xent_binary_problem *, xent_result *);                        \
     void xent_exp_f32_##isa(int64_t, const float *, float *);                                     \
@@ -41,6 +51,11 @@ typedef struct {
     int (*cross_entropy[2])(const xent_problem *, xent_result *);
     int (*softmax_rows[2])(xent_dtype, xent_transform, const xent_shape *, const void *,
                            const xent_strides *, void *, const xent_strides *, double *, int);
+    int (*softmax_rows_lse[2])(xent_dtype, xent_transform, const xent_shape *, const void *,
+                               const xent_strides *, void *, const xent_strides *, const double *,
+                               int);
+    int (*shard_partials[2])(const xent_shard_problem *, xent_result *);
+    int (*shard_grad[2])(const xent_shard_problem *, xent_result *);
     int (*binary[2])(const xent_binary_problem *, xent_result *);
     void (*exp_f32)(int64_t, const float *, float *);
     void (*exp_f64)(int64_t, const double *, double *);
@@ -51,6 +66,9 @@ typedef struct {
     {#isa,                                                                                         \
      {xent_cross_entropy_f32_##isa, xent_cross_entropy_f64_##isa},                                 \
      {xent_softmax_rows_f32_##isa, xent_softmax_rows_f64_##isa},                                   \
+     {xent_softmax_rows_lse_f32_##isa, xent_softmax_rows_lse_f64_##isa},                           \
+     {xent_shard_partials_f32_##isa, xent_shard_partials_f64_##isa},                               \
+     {xent_shard_grad_f32_##isa, xent_shard_grad_f64_##isa},                                       \
      {xent_binary_f32_##isa, xent_binary_f64_##isa},                                               \
      xent_exp_f32_##isa,                                                                           \
      xent_exp_f64_##isa,                                                                           \
@@ -220,6 +238,34 @@ int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *s
     if (config.error) return XENT_BAD_ARGUMENT;
     return t->softmax_rows[compute_type(dtype)](dtype, what, shape, x_data, x, out_data, out,
                                                 out_rows, num_threads);
+}
+
+int xent_softmax_rows_lse(xent_dtype dtype, xent_transform what, const xent_shape *shape,
+                          const void *x_data, const xent_strides *x, void *out_data,
+                          const xent_strides *out, const double *lse_rows, int num_threads)
+{
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
+    return t->softmax_rows_lse[compute_type(dtype)](dtype, what, shape, x_data, x, out_data, out,
+                                                    lse_rows, num_threads);
+}
+
+int xent_shard_partials(const xent_shard_problem *p, xent_result *res)
+{
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
+    xent_shard_problem tuned = *p;
+    tuned.ce.tuning = &config.tuning;
+    return t->shard_partials[compute_type(p->ce.dtype)](&tuned, res);
+}
+
+int xent_shard_grad(const xent_shard_problem *p, xent_result *res)
+{
+    const isa_table *t = active();
+    if (config.error) return XENT_BAD_ARGUMENT;
+    xent_shard_problem tuned = *p;
+    tuned.ce.tuning = &config.tuning;
+    return t->shard_grad[compute_type(p->ce.dtype)](&tuned, res);
 }
 
 int xent_binary(const xent_binary_problem *p, xent_result *res)

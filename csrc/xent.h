@@ -9,6 +9,9 @@
  *   xent_softmax_rows   rows of classes -> logsumexp, log_softmax or softmax
  *   xent_binary         elements -> binary cross-entropy on probabilities or on logits (+ gradient)
  *
+ * and the vocabulary-shard building blocks of cross-entropy (xent_shard_partials and the functions
+ * after it), for rows whose classes are split over several arrays, machines or processes.
+ *
  * Arrays are seen as rows of classes: the class axis (stride s_class) and the other axes, the "row
  * axes" (row_shape, strides s_row), in C order.  Row r is the r-th multi-index over the row axes,
  * so any NumPy layout with the class axis anywhere (strided, reversed, broadcast) maps onto it
@@ -132,6 +135,67 @@ int xent_cross_entropy(const xent_problem *p, xent_result *res);
 int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *shape,
                       const void *x_data, const xent_strides *x, void *out_data,
                       const xent_strides *out, double *out_rows, int num_threads);
+
+/* Vocabulary shards (docs/DESIGN.md, section 13).  The V classes of every row are split into shards;
+ * a shard holds the global classes [class_start, class_start + V_k).  With z = map(u) the mapped
+ * logits and a_j cross_entropy's target coefficients, loss_i = sw_i * (B_i lse_i - D_i + z_loss
+ * lse_i^2), B_i = sum_j a_ij, D_i = sum_j a_ij z_ij.  Each shard reports per row XENT_N_PARTIALS
+ * doubles (rows contiguous, C order of the row shape), which combine exactly (up to rounding) and
+ * associatively into those of the whole row: */
+enum {
+    XENT_P_MAX = 0,           /* max_j z_j over the shard (-inf if all -inf) */
+    XENT_P_SUMEXP = 1,        /* sum_j exp(z_j - max) (0 when max is -inf, NaN with a NaN) */
+    XENT_P_DOT = 2,           /* D over the shard's classes (terms with a_j = 0 left out) */
+    XENT_P_COEF = 3,          /* B over the shard's classes */
+    XENT_P_TARGET_WEIGHT = 4, /* the row's share of the mean's denominator, from one shard only:
+                                 w[t] from the shard holding t; 1 from the shard holding class 0
+                                 with probability targets */
+    XENT_P_COUNTED = 5,       /* 1 if the row is not ignored, from the shard holding class 0 */
+    XENT_N_PARTIALS = 6
+};
+/* Fields DOT to COUNTED are 0 for an ignored row and without targets.  eps clipping has no shard
+ * form (it needs the whole row's lse inside the pass): ce.eps must be 0. */
+typedef struct {
+    xent_problem ce;        /* the shard as a cross-entropy problem over its ce.shape.n_class = V_k
+                               classes: x (input XENT_LOGITS), target (global class indices) or y
+                               (the shard's probability targets) or neither, weight (all
+                               num_classes of them, or NULL), ignore_index, label_smoothing,
+                               logit_scale, softcap, num_threads; for the gradient also g, g_dtype,
+                               z_loss, sample_weight, reduction and grad_loss.  eps must be 0;
+                               loss_rows and lse_rows are not used. */
+    int64_t class_start;    /* the shard's first global class */
+    int64_t num_classes;    /* V, the classes of a whole row */
+    double *partials;       /* OUT (xent_shard_partials) N x XENT_N_PARTIALS */
+    const double *total;    /* IN  (xent_shard_grad) the combined partials of every shard */
+    double denominator;     /* IN  (xent_shard_grad, reduction mean) the mean's denominator */
+} xent_shard_problem;
+
+/* A shard's partials; XENT_BAD_TARGET for a class index outside [0, num_classes) that is not
+ * ignore_index (res as xent_cross_entropy's). */
+int xent_shard_partials(const xent_shard_problem *p, xent_result *res);
+/* A shard's gradient, the same as xent_cross_entropy's would be on its classes:
+ * g_ij = r_i ((B_i + 2 z_loss lse_i) exp(z_ij - lse_i) - a_ij) dz/du_ij, r_i the row's sample
+ * weight times the upstream gradient (divided by the denominator for mean), 0 for a row not
+ * counted.  Every class index is checked before anything is written. */
+int xent_shard_grad(const xent_shard_problem *p, xent_result *res);
+/* out = the combination of n_parts arrays of partials of the same n_rows rows (out may be one of
+ * them). */
+void xent_partials_combine(int64_t n_rows, int n_parts, const double *const *parts, double *out);
+/* Each row's lse = max + log(sumexp). */
+void xent_partials_lse(int64_t n_rows, const double *partials, double *lse);
+/* sum_i sw_i * target_weight_i (sample_weight: n_rows contiguous, or NULL for ones). */
+double xent_partials_denominator(int64_t n_rows, const double *partials,
+                                 const double *sample_weight);
+/* The loss of combined partials: per row into loss_rows (or NULL), the sum returned for
+ * XENT_REDUCE_SUM, the sum / denominator for XENT_REDUCE_MEAN (NaN when it is 0), NaN for none. */
+double xent_partials_finish(int64_t n_rows, const double *partials, double z_loss,
+                            const double *sample_weight, xent_reduction reduction,
+                            double denominator, double *loss_rows);
+/* log_softmax (z - lse) or softmax (exp(z - lse)) of a shard's rows given their lse_rows (N
+ * contiguous): xent_softmax_rows's outputs with the whole row's log-sum-exp. */
+int xent_softmax_rows_lse(xent_dtype dtype, xent_transform what, const xent_shape *shape,
+                          const void *x_data, const xent_strides *x, void *out_data,
+                          const xent_strides *out, const double *lse_rows, int num_threads);
 
 /* Binary cross-entropy over n contiguous elements.  weight: n elements or NULL; pos_weight (with
  * logits only): n_pos elements repeating along the flat index, or NULL. */

@@ -14,6 +14,7 @@
 import importlib.util
 import os
 import pathlib
+import subprocess
 import sys
 from dataclasses import dataclass, field
 
@@ -311,6 +312,36 @@ def mean_denominator(total, mean):
     if np.isfinite(total) and np.isfinite(mean) and total != 0 and mean != 0:
         return total / mean
     return 1.0
+
+
+def assert_half_close(actual, expected, dtype, err_msg=""):
+    """A float16 / bfloat16 result rounded once from a float32 value: of dtype `dtype`, within one
+    unit in the last place of the truth (and of the smallest subnormal near 0)."""
+    import ml_dtypes
+
+    a = np.asarray(actual)
+    assert a.dtype == dtype, (a.dtype, dtype, err_msg)
+    info = ml_dtypes.finfo(dtype)
+    assert_close(a, np.asarray(expected).astype(np.float64), float(info.eps),
+                 float(info.smallest_subnormal) * 2, err_msg)
+
+
+def rerun_on_other_paths(test_file, child_variable):
+    """Run the test module `test_file` again under each other instruction-set path this CPU has
+    (XENT_FAST_ISA), each in a subprocess whose environment sets `child_variable` (the module's
+    own rerun test skips on it), and assert that every run passes."""
+    from xent_fast import _kernels
+
+    here = os.path.dirname(os.path.abspath(test_file))
+    for isa in [p for p in _kernels.config()["isa_available"] if p != _kernels.isa()]:
+        env = dict(os.environ, XENT_FAST_ISA=isa, **{child_variable: "1"})
+        # the package under test, wherever it was imported from (an in-place build, a wheel)
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(impl.__file__)))
+        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                              os.path.abspath(test_file)], env=env, cwd=here,
+                             capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, "XENT_FAST_ISA=%s:\n%s" % (isa, out.stdout[-3000:])
 
 
 def snapshot(*arrays):

@@ -10,15 +10,14 @@ The whole module also runs on every other dispatch path this CPU has (test_every
 """
 
 import os
-import subprocess
-import sys
 import tracemalloc
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-from _helpers import assert_close, assert_same_bits, impl, ref
+from _helpers import assert_close, assert_same_bits, impl, ref, rerun_on_other_paths
+from _helpers import assert_half_close as _half_close
 
 pytestmark = pytest.mark.compiled_only
 
@@ -57,16 +56,6 @@ def _options(opts, rng, N, C):
     if kw.get("weight") == "classes":
         kw["weight"] = rng.uniform(0.5, 2.0, C)
     return kw
-
-
-def _half_close(actual, expected, dtype, err_msg=""):
-    """Rounded once from a float32 value: within one unit in the last place of the truth (and of
-    the smallest subnormal near 0)."""
-    a = np.asarray(actual)
-    assert a.dtype == dtype, (a.dtype, dtype, err_msg)
-    info = ml_dtypes.finfo(dtype)
-    assert_close(a, np.asarray(expected).astype(np.float64), float(info.eps),
-                 float(info.smallest_subnormal) * 2, err_msg)
 
 
 def _f32_close(actual, expected, scale=1.0, err_msg=""):
@@ -377,25 +366,10 @@ def test_bad_options(fn, kw, exc, match):
 # --------------------------------------------------------------------------------------------
 
 
-def _other_paths():
-    from xent_fast import _kernels
-
-    return [isa for isa in _kernels.config()["isa_available"] if isa != _kernels.isa()]
-
-
 @pytest.mark.skipif("XENT_LARGE_MODEL_CHILD" in os.environ, reason="already a child run")
 def test_every_path():
     """This module again under each other instruction-set path the CPU has."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for isa in _other_paths():
-        env = dict(os.environ, XENT_FAST_ISA=isa, XENT_LARGE_MODEL_CHILD="1")
-        # the package under test, wherever it was imported from (an in-place build, a wheel)
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(impl.__file__)))
-        env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
-        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                              os.path.abspath(__file__)], env=env, cwd=here,
-                             capture_output=True, text=True, timeout=900)
-        assert out.returncode == 0, "XENT_FAST_ISA=%s:\n%s" % (isa, out.stdout[-3000:])
+    rerun_on_other_paths(__file__, "XENT_LARGE_MODEL_CHILD")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

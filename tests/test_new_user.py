@@ -171,7 +171,8 @@ def test_readme_python_blocks_run_in_order_as_one_script(tmp_path):
     assert status == 0, f"README.md's python blocks fail as one script:\n{output}"
 
 
-@pytest.mark.parametrize("module", ["xent_fast.losses", "xent_fast.layers"])
+@pytest.mark.parametrize("module", ["xent_fast.losses", "xent_fast.layers",
+                                    "xent_fast.vocab_parallel"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

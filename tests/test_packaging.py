@@ -105,6 +105,17 @@ def test_losses_stub_matches_losses_py():
         assert _ast_params(stub[name]) == _runtime_params(getattr(losses, name)), name
 
 
+def test_vocab_parallel_stub_matches_vocab_parallel_py():
+    from xent_fast import vocab_parallel
+
+    stub = _stub_functions(PKG / "vocab_parallel.pyi")
+    public = _public_functions(vocab_parallel)
+    assert set(stub) == public == {n for n in vocab_parallel.__all__ if n.islower()}, (
+        sorted(set(stub) ^ public))
+    for name in sorted(public):
+        assert _ast_params(stub[name]) == _runtime_params(getattr(vocab_parallel, name)), name
+
+
 def test_losses_overloads_differ_only_in_reduction():
     """Each loss's overloads (one per kind of reduction, and one for return_lse=True where the
     function has it) have the function's parameters; only `reduction`'s and `return_lse`'s
@@ -166,8 +177,11 @@ def test_kernels_stub_matches_the_compiled_module():
 
 
 def test_every_public_name_has_a_numpydoc_docstring():
-    for name in xent_fast.__all__:
-        obj = getattr(xent_fast, name)
+    from xent_fast import vocab_parallel
+
+    for module, name in ([(xent_fast, n) for n in xent_fast.__all__]
+                         + [(vocab_parallel, n) for n in vocab_parallel.__all__]):
+        obj = getattr(module, name)
         if not callable(obj):
             continue
         doc = inspect.getdoc(obj) or ""
@@ -175,8 +189,9 @@ def test_every_public_name_has_a_numpydoc_docstring():
         if inspect.signature(obj).parameters:
             assert re.search(r"^Parameters\n-{10}", doc, re.M), "%s: no Parameters section" % name
             for p in inspect.signature(obj).parameters:
-                # numpydoc: "name : type" or several names sharing one entry, "a, b : type"
-                assert re.search(r"^(\w+, )*%s\b" % re.escape(p), doc, re.M), (
+                # numpydoc: "name : type" or several names sharing one entry, "a, b : type";
+                # "*name" for *args
+                assert re.search(r"^(\w+, )*\**%s\b" % re.escape(p), doc, re.M), (
                     "%s does not document its parameter %r" % (name, p))
         if not inspect.isclass(obj):  # a class documents its constructor, which returns None
             assert re.search(r"^Returns\n-------", doc, re.M) or name == "isa", (

@@ -19,6 +19,7 @@ from ._kernels import isa as _isa
 from .layers import (BinaryCrossEntropyLoss, BinaryCrossEntropyWithLogitsLoss,
                      CategoricalCrossEntropyLoss, CrossEntropyLoss, LinearCrossEntropyLoss)
 from .linear import linear_cross_entropy, linear_cross_entropy_and_grad
+from . import vocab_parallel
 
 
 def isa() -> str:
@@ -45,4 +46,5 @@ __all__ = [
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
+    "vocab_parallel",
 ]

@@ -22,6 +22,7 @@ from .losses import log_softmax as log_softmax
 from .losses import logsumexp as logsumexp
 from .losses import nll_loss as nll_loss
 from .losses import softmax as softmax
+from . import vocab_parallel as vocab_parallel
 
 def isa() -> str: ...
 def show_config(mode: str = "stdout") -> dict[str, object] | None: ...
@@ -35,4 +36,5 @@ __all__ = [
     "BinaryCrossEntropyLoss", "BinaryCrossEntropyWithLogitsLoss", "CategoricalCrossEntropyLoss",
     "CrossEntropyLoss",
     "linear_cross_entropy", "linear_cross_entropy_and_grad", "LinearCrossEntropyLoss",
+    "vocab_parallel",
 ]

@@ -18,8 +18,10 @@ _INPUT_NAMES = {_LOGITS: "logits", _LOG_PROBS: "log_probs", _PROBS: "probs"}
 _LOGSUMEXP, _LOG_SOFTMAX, _SOFTMAX = 0, 1, 2
 
 
-def _class_targets(targets, x, axis, row_shape_full, compute):
-    """Split targets into (class indices as int64, None) or (None, probabilities in `compute`)."""
+def _class_targets(targets, x, axis, row_shape_full, compute, n_class=None):
+    """Split targets into (class indices as int64, None) or (None, probabilities in `compute`);
+    class indices lie in [0, n_class) (default: x's class axis)."""
+    n_class = x.shape[axis] if n_class is None else n_class
     t = v.as_array(targets, "targets")
     if t.shape == row_shape_full:
         if t.dtype.kind not in "iu":
@@ -29,7 +31,7 @@ def _class_targets(targets, x, axis, row_shape_full, compute):
         if t.dtype == np.uint64 and t.size and t.max() > v.INT64.max:
             flat = int(np.argmax(t > v.INT64.max))
             raise ValueError(f"targets holds class index {int(t.flat[flat])} at position "
-                             f"{v.position(flat, t.shape)}, outside [0, {x.shape[axis]})")
+                             f"{v.position(flat, t.shape)}, outside [0, {n_class})")
         return v.kernel_readable(t.astype(np.int64, copy=False)), None
     if t.shape == x.shape:
         return None, v.as_dtype(t, compute, "targets")
@@ -48,6 +50,41 @@ def _gradient_out(out, x, x_in, others):
     g = v.output_array(out, x.shape, dtype)
     v.no_overlap(g, "out", [x] + others, in_place_ok=x if x is x_in else None)
     return g
+
+
+def _logit_options(logit_scale, softcap, z_loss):
+    """The large-model options checked: (logit_scale, softcap with 0 for None, z_loss)."""
+    logit_scale = v.finite_option(logit_scale, "logit_scale", nonzero=True)
+    softcap = 0.0 if softcap is None else v.finite_option(softcap, "softcap", positive=True)
+    z_loss = v.finite_option(z_loss, "z_loss", nonnegative=True)
+    return logit_scale, softcap, z_loss
+
+
+def _class_rows_layout(x, axis, index_t, prob_t, g, sw):
+    """The rows view of a cross-entropy call's arrays (None where absent): (n_class, row_shape,
+    x, t, y, g and sw strides), per-row arrays given a 0 stride on the class axis."""
+    x_el = v.element_strides(x)
+    row_strides = []
+    for per_row in (index_t, sw):
+        el = v.element_strides(per_row) if per_row is not None else None
+        row_strides.append(el[:axis] + (0,) + el[axis:] if el is not None else None)
+    arrays = [x_el, row_strides[0], v.element_strides(prob_t) if prob_t is not None else None,
+              v.element_strides(g) if g is not None else None, row_strides[1]]
+    present = [s for s in arrays if s is not None]
+    n_class, row_shape, strides = rows_layout(x.shape, axis, present)
+    it = iter(strides)
+    return (n_class, row_shape) + tuple(next(it) if s is not None else (0, ()) for s in arrays)
+
+
+def _check_status(status, bad_row, bad_value, row_shape_full, n_class, ignore_index):
+    """A kernel's status as the exception it stands for (nothing for XENT_OK)."""
+    if status == 1:
+        raise ValueError(
+            f"targets holds class index {bad_value} at position "
+            f"{v.position(bad_row, row_shape_full)}, outside [0, {n_class}) and not "
+            f"ignore_index={ignore_index}")
+    if status != 0:
+        raise MemoryError("xent_fast kernel could not allocate its block buffers")
 
 
 def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reduction,
@@ -74,9 +111,7 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
     code = v.reduction_code(reduction)
     label_smoothing = v.real_option(label_smoothing, "label_smoothing", 0.0, 1.0, True)
     eps = v.real_option(eps, "eps", 0.0, 0.5, False)
-    logit_scale = v.finite_option(logit_scale, "logit_scale", nonzero=True)
-    softcap = 0.0 if softcap is None else v.finite_option(softcap, "softcap", positive=True)
-    z_loss = v.finite_option(z_loss, "z_loss", nonnegative=True)
+    logit_scale, softcap, z_loss = _logit_options(logit_scale, softcap, z_loss)
     sw = v.row_weights(sample_weight, row_shape_full)
     threads = v.thread_count(num_threads)
 
@@ -87,18 +122,8 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
         gl, gl_stride = v.upstream_gradient(grad_loss, loss_shape)
         g = _gradient_out(out, x, x_in, [index_t, prob_t, w, sw])
 
-    x_el = v.element_strides(x)
-    row_strides = []
-    for per_row in (index_t, sw):
-        el = v.element_strides(per_row) if per_row is not None else None
-        row_strides.append(el[:axis] + (0,) + el[axis:] if el is not None else None)
-    arrays = [x_el, row_strides[0], v.element_strides(prob_t) if prob_t is not None else None,
-              v.element_strides(g) if g is not None else None, row_strides[1]]
-    present = [s for s in arrays if s is not None]
-    n_class, row_shape, strides = rows_layout(x.shape, axis, present)
-    it = iter(strides)
-    x_s, t_s, y_s, g_s, sw_s = (next(it) if s is not None else (0, ()) for s in arrays)
-
+    n_class, row_shape, x_s, t_s, y_s, g_s, sw_s = _class_rows_layout(x, axis, index_t, prob_t,
+                                                                       g, sw)
     n_rows = int(np.prod(row_shape_full))
     loss_rows = np.empty(n_rows, np.float64) if code == 0 else None
     lse_rows = np.empty(n_rows, np.float64) if return_lse else None
@@ -107,13 +132,7 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
         prob_t, y_s, w, ignore_index, label_smoothing, eps, code, gl, gl_stride, g,
         v.dtype_code(g.dtype) if g is not None else 0, g_s, loss_rows, logit_scale, softcap,
         z_loss, sw, sw_s, lse_rows, threads)
-    if status == 1:
-        raise ValueError(
-            f"targets holds class index {bad_value} at position "
-            f"{v.position(bad_row, row_shape_full)}, outside [0, {n_class}) and not "
-            f"ignore_index={ignore_index}")
-    if status != 0:
-        raise MemoryError("xent_fast kernel could not allocate its block buffers")
+    _check_status(status, bad_row, bad_value, row_shape_full, n_class, ignore_index)
     result = (loss_rows.reshape(row_shape_full).astype(compute, copy=False) if code == 0
               else compute.type(loss))
     results = (result, g) if want_grad else (result,)
@@ -122,25 +141,33 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
     return results if len(results) > 1 else result
 
 
-def _softmax_rows(what, x, axis, out, num_threads):
+def _softmax_rows(what, x, axis, out, num_threads, lse=None, name="x"):
     """log_softmax or softmax along `axis`; an empty array gives an empty result (as PyTorch), a
-    0-d array is a row of one value (as NumPy's reductions and PyTorch take it)."""
+    0-d array is a row of one value (as NumPy's reductions and PyTorch take it).  With lse (a
+    vocabulary shard's rows), each row's log-sum-exp is that given, not the row's own."""
     x_in = x
-    x = v.storage_array(x, "x")
+    x = v.storage_array(x, name)
     axis = v.class_axis(axis, max(x.ndim, 1))
     threads = v.thread_count(num_threads)
+    if lse is not None:
+        row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
+        lse = np.ascontiguousarray(v.row_weights(lse, row_shape_full, "lse", "the rows' shape"))
     if out is None:
         out = np.empty_like(x, order="K")
     else:
         v.output_array(out, x.shape, x.dtype)
-        v.no_overlap(out, "out", [x], in_place_ok=x if x is x_in else None)
+        v.no_overlap(out, "out", [x, lse], in_place_ok=x if x is x_in else None)
     if x.size == 0:
         return out
     xr, outr = (x.reshape(1), out.reshape(1)) if x.ndim == 0 else (x, out)  # views
     n_class, row_shape, (x_s, o_s) = rows_layout(
         xr.shape, axis, [v.element_strides(xr), v.element_strides(outr)])
-    status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, xr, x_s,
-                                   outr, o_s, None, threads)
+    if lse is None:
+        status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, xr, x_s,
+                                       outr, o_s, None, threads)
+    else:
+        status = _kernels.softmax_rows_lse(v.dtype_code(x.dtype), what, n_class, row_shape, xr,
+                                           x_s, outr, o_s, lse, threads)
     if status != 0:
         raise MemoryError("xent_fast kernel could not allocate its row buffers")
     return out

@@ -12,6 +12,8 @@ import numpy as np
 _Strides = Tuple[int, Tuple[int, ...]]
 
 MAX_DIMS: int
+PARTIAL_FIELDS: Tuple[int, int, int, int, int, int]
+N_PARTIALS: int
 ENVIRONMENT: Dict[str, Optional[str]]
 
 def cross_entropy(
@@ -46,6 +48,81 @@ def cross_entropy(
 ) -> Tuple[int, float, int, int]:
     """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
 
+def shard_partials(
+    dtype: int,
+    n_class: int,
+    row_shape: Tuple[int, ...],
+    x: np.ndarray,
+    x_strides: _Strides,
+    target: Optional[np.ndarray],
+    t_strides: _Strides,
+    y: Optional[np.ndarray],
+    y_strides: _Strides,
+    weight: Optional[np.ndarray],
+    ignore_index: int,
+    label_smoothing: float,
+    logit_scale: float,
+    softcap: float,
+    class_start: int,
+    num_classes: int,
+    partials: np.ndarray,
+    num_threads: int,
+) -> Tuple[int, int, int]:
+    """Run xent_shard_partials into partials (N x N_PARTIALS contiguous float64); returns
+    (status, bad_row, bad_value)."""
+
+def shard_grad(
+    dtype: int,
+    n_class: int,
+    row_shape: Tuple[int, ...],
+    x: np.ndarray,
+    x_strides: _Strides,
+    target: Optional[np.ndarray],
+    t_strides: _Strides,
+    y: Optional[np.ndarray],
+    y_strides: _Strides,
+    weight: Optional[np.ndarray],
+    ignore_index: int,
+    label_smoothing: float,
+    reduction: int,
+    grad_loss: Optional[np.ndarray],
+    grad_loss_stride: int,
+    g: np.ndarray,
+    g_dtype: int,
+    g_strides: _Strides,
+    logit_scale: float,
+    softcap: float,
+    z_loss: float,
+    sample_weight: Optional[np.ndarray],
+    sw_strides: _Strides,
+    class_start: int,
+    num_classes: int,
+    total: np.ndarray,
+    denominator: float,
+    num_threads: int,
+) -> Tuple[int, int, int]:
+    """Run xent_shard_grad into g given the combined partials total (N x N_PARTIALS contiguous
+    float64); returns (status, bad_row, bad_value)."""
+
+def partials_combine(parts: List[np.ndarray], out: np.ndarray) -> None:
+    """Run xent_partials_combine over contiguous float64 partials of the same rows into out."""
+
+def partials_lse(partials: np.ndarray, lse: np.ndarray) -> None:
+    """Run xent_partials_lse: contiguous float64 partials into lse (one per row)."""
+
+def partials_denominator(partials: np.ndarray, sample_weight: Optional[np.ndarray]) -> float:
+    """Run xent_partials_denominator (sample_weight: one float64 per row, contiguous, or None)."""
+
+def partials_finish(
+    partials: np.ndarray,
+    z_loss: float,
+    sample_weight: Optional[np.ndarray],
+    reduction: int,
+    denominator: float,
+    loss_rows: Optional[np.ndarray],
+) -> float:
+    """Run xent_partials_finish; returns the reduced loss (NaN for reduction none)."""
+
 def softmax_rows(
     dtype: int,
     what: int,
@@ -59,6 +136,21 @@ def softmax_rows(
     num_threads: int,
 ) -> int:
     """Run xent_softmax_rows (what: 0 logsumexp, 1 log_softmax, 2 softmax); returns the status."""
+
+def softmax_rows_lse(
+    dtype: int,
+    what: int,
+    n_class: int,
+    row_shape: Tuple[int, ...],
+    x: np.ndarray,
+    x_strides: _Strides,
+    out: np.ndarray,
+    out_strides: _Strides,
+    lse_rows: np.ndarray,
+    num_threads: int,
+) -> int:
+    """Run xent_softmax_rows_lse (what: 1 log_softmax, 2 softmax) given each row's log-sum-exp
+    (contiguous float64); returns the status."""
 
 def binary(
     dtype: int,

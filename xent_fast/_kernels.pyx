@@ -8,6 +8,7 @@ tuples counted in elements.
 import os
 
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 cimport numpy as cnp
 
 cnp.import_array()
@@ -99,6 +100,23 @@ cdef extern from "xent.h" nogil:
         int64_t bad_row
         int64_t bad_value
 
+    enum:
+        XENT_P_MAX
+        XENT_P_SUMEXP
+        XENT_P_DOT
+        XENT_P_COEF
+        XENT_P_TARGET_WEIGHT
+        XENT_P_COUNTED
+        XENT_N_PARTIALS
+
+    ctypedef struct xent_shard_problem:
+        xent_problem ce
+        int64_t class_start
+        int64_t num_classes
+        double *partials
+        const double *total
+        double denominator
+
     ctypedef struct xent_binary_problem:
         xent_dtype dtype
         int with_logits
@@ -121,6 +139,19 @@ cdef extern from "xent.h" nogil:
                           const void *x_data, const xent_strides *x, void *out_data,
                           const xent_strides *out, double *out_rows, int num_threads)
     int xent_binary(const xent_binary_problem *p, xent_result *res)
+    int xent_shard_partials(const xent_shard_problem *p, xent_result *res)
+    int xent_shard_grad(const xent_shard_problem *p, xent_result *res)
+    void xent_partials_combine(int64_t n_rows, int n_parts, const double *const *parts,
+                               double *out)
+    void xent_partials_lse(int64_t n_rows, const double *partials, double *lse)
+    double xent_partials_denominator(int64_t n_rows, const double *partials,
+                                     const double *sample_weight)
+    double xent_partials_finish(int64_t n_rows, const double *partials, double z_loss,
+                                const double *sample_weight, xent_reduction reduction,
+                                double denominator, double *loss_rows)
+    int xent_softmax_rows_lse(xent_dtype dtype, xent_transform what, const xent_shape *shape,
+                              const void *x_data, const xent_strides *x, void *out_data,
+                              const xent_strides *out, const double *lse_rows, int num_threads)
     const char *xent_isa()
     const char *xent_isa_features(const char *isa)
     const char *xent_isa_available(int i)
@@ -135,6 +166,10 @@ cdef extern from "xent.h" nogil:
 
 
 MAX_DIMS = XENT_MAX_DIMS
+# The fields of a row of vocabulary-shard partials, in their order (csrc/xent.h, XENT_P_*).
+PARTIAL_FIELDS = (XENT_P_MAX, XENT_P_SUMEXP, XENT_P_DOT, XENT_P_COEF, XENT_P_TARGET_WEIGHT,
+                  XENT_P_COUNTED)
+N_PARTIALS = XENT_N_PARTIALS
 # The CPU, the path and the tuning row are chosen here, once, under the GIL (csrc/dispatch.c),
 # from these variables as they are now.
 xent_isa()
@@ -169,16 +204,14 @@ cdef void fill_strides(xent_strides *s, tuple strides):
         s.s_row[d] = row[d]
 
 
-def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
-                  x, tuple x_strides, target, tuple t_strides, y, tuple y_strides,
-                  weight, int64_t ignore_index, double label_smoothing, double eps,
-                  int reduction, grad_loss, int64_t grad_loss_stride,
-                  g, int g_dtype, tuple g_strides, loss_rows, double logit_scale, double softcap,
-                  double z_loss, sample_weight, tuple sw_strides, lse_rows, int num_threads):
-    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
-    cdef xent_problem p
-    cdef xent_result res
-    cdef int status
+cdef int fill_problem(xent_problem *p, int dtype, int input_kind, int64_t n_class,
+                      tuple row_shape, x, tuple x_strides, target, tuple t_strides, y,
+                      tuple y_strides, weight, int64_t ignore_index, double label_smoothing,
+                      double eps, int reduction, grad_loss, int64_t grad_loss_stride, g,
+                      int g_dtype, tuple g_strides, loss_rows, double logit_scale, double softcap,
+                      double z_loss, sample_weight, tuple sw_strides, lse_rows,
+                      int num_threads) except -1:
+    """An xent_problem from the arguments of cross_entropy (below)."""
     p.dtype = <xent_dtype>dtype
     p.input = <xent_input>input_kind
     fill_shape(&p.shape, n_class, row_shape)
@@ -206,10 +239,124 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
     fill_strides(&p.sw, sw_strides)
     p.lse_rows = <double *>data_or_null(lse_rows)
     p.num_threads = num_threads
+    return 0
+
+
+def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
+                  x, tuple x_strides, target, tuple t_strides, y, tuple y_strides,
+                  weight, int64_t ignore_index, double label_smoothing, double eps,
+                  int reduction, grad_loss, int64_t grad_loss_stride,
+                  g, int g_dtype, tuple g_strides, loss_rows, double logit_scale, double softcap,
+                  double z_loss, sample_weight, tuple sw_strides, lse_rows, int num_threads):
+    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
+    cdef xent_problem p
+    cdef xent_result res
+    cdef int status
+    fill_problem(&p, dtype, input_kind, n_class, row_shape, x, x_strides, target, t_strides, y,
+                 y_strides, weight, ignore_index, label_smoothing, eps, reduction, grad_loss,
+                 grad_loss_stride, g, g_dtype, g_strides, loss_rows, logit_scale, softcap, z_loss,
+                 sample_weight, sw_strides, lse_rows, num_threads)
     check_config()
     with nogil:
         status = xent_cross_entropy(&p, &res)
     return status, res.loss, res.bad_row, res.bad_value
+
+
+def shard_partials(int dtype, int64_t n_class, tuple row_shape, x, tuple x_strides, target,
+                   tuple t_strides, y, tuple y_strides, weight, int64_t ignore_index,
+                   double label_smoothing, double logit_scale, double softcap,
+                   int64_t class_start, int64_t num_classes, partials, int num_threads):
+    """Run xent_shard_partials into partials (N x N_PARTIALS contiguous float64); returns
+    (status, bad_row, bad_value)."""
+    cdef xent_shard_problem sp
+    cdef xent_result res
+    cdef int status
+    fill_problem(&sp.ce, dtype, XENT_LOGITS, n_class, row_shape, x, x_strides, target, t_strides,
+                 y, y_strides, weight, ignore_index, label_smoothing, 0.0, XENT_REDUCE_NONE, None,
+                 0, None, dtype, (0, ()), None, logit_scale, softcap, 0.0, None, (0, ()), None,
+                 num_threads)
+    sp.class_start = class_start
+    sp.num_classes = num_classes
+    sp.partials = <double *>data_or_null(partials)
+    sp.total = NULL
+    sp.denominator = 0.0
+    check_config()
+    with nogil:
+        status = xent_shard_partials(&sp, &res)
+    return status, res.bad_row, res.bad_value
+
+
+def shard_grad(int dtype, int64_t n_class, tuple row_shape, x, tuple x_strides, target,
+               tuple t_strides, y, tuple y_strides, weight, int64_t ignore_index,
+               double label_smoothing, int reduction, grad_loss, int64_t grad_loss_stride, g,
+               int g_dtype, tuple g_strides, double logit_scale, double softcap, double z_loss,
+               sample_weight, tuple sw_strides, int64_t class_start, int64_t num_classes, total,
+               double denominator, int num_threads):
+    """Run xent_shard_grad into g given the combined partials total (N x N_PARTIALS contiguous
+    float64); returns (status, bad_row, bad_value)."""
+    cdef xent_shard_problem sp
+    cdef xent_result res
+    cdef int status
+    fill_problem(&sp.ce, dtype, XENT_LOGITS, n_class, row_shape, x, x_strides, target, t_strides,
+                 y, y_strides, weight, ignore_index, label_smoothing, 0.0, reduction, grad_loss,
+                 grad_loss_stride, g, g_dtype, g_strides, None, logit_scale, softcap, z_loss,
+                 sample_weight, sw_strides, None, num_threads)
+    sp.class_start = class_start
+    sp.num_classes = num_classes
+    sp.partials = NULL
+    sp.total = <const double *>data_or_null(total)
+    sp.denominator = denominator
+    check_config()
+    with nogil:
+        status = xent_shard_grad(&sp, &res)
+    return status, res.bad_row, res.bad_value
+
+
+def partials_combine(list parts, out):
+    """Run xent_partials_combine over contiguous float64 partials of the same rows into out."""
+    cdef int k, n_parts = len(parts)
+    cdef int64_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray>out) // XENT_N_PARTIALS
+    cdef double *op = <double *>data_or_null(out)
+    cdef const double **ptrs = <const double **>malloc(max(n_parts, 1) * sizeof(double *))
+    if ptrs == NULL:
+        raise MemoryError("xent_fast could not allocate the partials' pointers")
+    try:
+        for k in range(n_parts):
+            ptrs[k] = <const double *>data_or_null(parts[k])
+        with nogil:
+            xent_partials_combine(n_rows, n_parts, ptrs, op)
+    finally:
+        free(ptrs)
+
+
+def partials_lse(partials, lse):
+    """Run xent_partials_lse: contiguous float64 partials into lse (one per row)."""
+    cdef int64_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray>lse)
+    cdef const double *pp = <const double *>data_or_null(partials)
+    cdef double *lp = <double *>data_or_null(lse)
+    with nogil:
+        xent_partials_lse(n_rows, pp, lp)
+
+
+def partials_denominator(partials, sample_weight):
+    """Run xent_partials_denominator (sample_weight: one float64 per row, contiguous, or None)."""
+    cdef int64_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray>partials) // XENT_N_PARTIALS
+    return xent_partials_denominator(n_rows, <const double *>data_or_null(partials),
+                                     <const double *>data_or_null(sample_weight))
+
+
+def partials_finish(partials, double z_loss, sample_weight, int reduction, double denominator,
+                    loss_rows):
+    """Run xent_partials_finish; returns the reduced loss (NaN for reduction none)."""
+    cdef int64_t n_rows = cnp.PyArray_SIZE(<cnp.ndarray>partials) // XENT_N_PARTIALS
+    cdef const double *pp = <const double *>data_or_null(partials)
+    cdef const double *swp = <const double *>data_or_null(sample_weight)
+    cdef double *lp = <double *>data_or_null(loss_rows)
+    cdef double loss
+    with nogil:
+        loss = xent_partials_finish(n_rows, pp, z_loss, swp, <xent_reduction>reduction,
+                                    denominator, lp)
+    return loss
 
 
 def softmax_rows(int dtype, int what, int64_t n_class, tuple row_shape, x, tuple x_strides,
@@ -228,6 +375,26 @@ def softmax_rows(int dtype, int what, int64_t n_class, tuple row_shape, x, tuple
     with nogil:
         status = xent_softmax_rows(<xent_dtype>dtype, <xent_transform>what, &shape, xp, &xs,
                                    op, &os, rp, num_threads)
+    return status
+
+
+def softmax_rows_lse(int dtype, int what, int64_t n_class, tuple row_shape, x, tuple x_strides,
+                     out, tuple out_strides, lse_rows, int num_threads):
+    """Run xent_softmax_rows_lse (what: 1 log_softmax, 2 softmax) given each row's log-sum-exp
+    (contiguous float64); returns the status."""
+    cdef xent_shape shape
+    cdef xent_strides xs, os
+    cdef int status
+    cdef const void *xp = data_or_null(x)
+    cdef void *op = data_or_null(out)
+    cdef const double *lp = <const double *>data_or_null(lse_rows)
+    fill_shape(&shape, n_class, row_shape)
+    fill_strides(&xs, x_strides)
+    fill_strides(&os, out_strides)
+    check_config()
+    with nogil:
+        status = xent_softmax_rows_lse(<xent_dtype>dtype, <xent_transform>what, &shape, xp, &xs,
+                                       op, &os, lp, num_threads)
     return status
 
 

@@ -109,18 +109,19 @@ def finite_option(value, name, positive=False, nonnegative=False, nonzero=False)
     return value
 
 
-def row_weights(sample_weight, row_shape):
-    """sample_weight broadcast (no copy) to the rows' shape, float64, or None."""
+def row_weights(sample_weight, row_shape, name="sample_weight", rows="the targets' row shape"):
+    """sample_weight (or another per-row array, `name`) broadcast (no copy) to the rows' shape,
+    float64, or None."""
     if sample_weight is None:
         return None
     sw = np.asarray(sample_weight)
     if sw.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight must hold real numbers, got an array of dtype {sw.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got an array of dtype {sw.dtype}")
     try:
         sw = np.broadcast_to(sw.astype(np.float64, copy=False), row_shape)
     except ValueError:
-        raise ValueError(f"sample_weight of shape {sw.shape} does not broadcast to the targets' "
-                         f"row shape {tuple(row_shape)}") from None
+        raise ValueError(f"{name} of shape {sw.shape} does not broadcast to {rows} "
+                         f"{tuple(row_shape)}") from None
     return kernel_readable(sw)
 
 

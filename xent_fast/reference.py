@@ -50,6 +50,14 @@ __all__ = [
     "binary_cross_entropy_with_logits_and_grad",
     "linear_cross_entropy",
     "linear_cross_entropy_and_grad",
+    "shard_partials",
+    "combine_partials",
+    "partials_lse",
+    "mean_denominator",
+    "finish_partials",
+    "shard_grad",
+    "shard_log_softmax",
+    "shard_softmax",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -1061,3 +1069,206 @@ def linear_cross_entropy_and_grad(input, linear_weight, targets, *, linear_bias=
     if linear_bias is not None:
         grads += (g2.sum(axis=0).astype(own(linear_bias)),)
     return grads
+
+
+# ---------------------------------------------------------------------------
+# Vocabulary shards (xent_fast.vocab_parallel)
+# ---------------------------------------------------------------------------
+
+#: The fields of a row of partials, in order: MAX, SUMEXP, DOT, COEF, TARGET_WEIGHT, COUNTED.
+MAX, SUMEXP, DOT, COEF, TARGET_WEIGHT, COUNTED = range(6)
+N_FIELDS = 6
+
+
+def _check_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _shard_problem(logits, targets, class_start, num_classes, axis, weight, ignore_index,
+                   label_smoothing, logit_scale, softcap):
+    """A class shard of rows: ``(z, dz/du, a, target_weight, counted, storage, dtype, axis)``.
+
+    ``z`` are the shard's mapped logits (float64, class axis last) and ``a`` the cross-entropy
+    coefficients of its columns, the global classes ``class_start + k``:
+    ``a_ik = (1 - s) * w[t_i] * [class_start + k == t_i] + (s / V) * w[class_start + k]`` for class
+    indices (0 on ignored rows), ``w[class_start + k] * ((1 - s) * y_ik + s / V)`` for the shard's
+    probabilities ``y``, 0 without targets.  ``target_weight`` is ``w[t_i]`` where the shard
+    holds ``t_i`` (1 on the shard holding class 0 with probabilities), ``counted`` 1 on the shard
+    holding class 0 for rows that are not ignored.
+    """
+    storage = np.asarray(logits).dtype
+    x, dtype = _as_float(logits, "logits", half=True)
+    storage = storage if _is_half(storage) else dtype
+    axis = _check_axis(axis, x.ndim)
+    num_classes = _check_int(num_classes, "num_classes")
+    class_start = _check_int(class_start, "class_start")
+    Vk = x.shape[axis]
+    if num_classes < 1 or not 0 <= class_start <= num_classes - Vk:
+        raise ValueError(f"class_start={class_start} and num_classes={num_classes} do not hold a "
+                         f"shard of {Vk} classes")
+    s = _check_label_smoothing(label_smoothing)
+    ignore_index = _check_ignore_index(ignore_index)
+    logit_scale, softcap, _ = _check_options(logit_scale, softcap, 0.0)
+    w = _class_weight(weight, num_classes)
+    ws = w[class_start:class_start + Vk]
+    x = np.moveaxis(x, axis, -1)
+    row_shape = x.shape[:-1]
+    first = 1.0 if class_start == 0 and Vk > 0 else 0.0  # the shard holding class 0
+    if targets is None:
+        a = np.zeros(x.shape)
+        target_weight = counted = np.zeros(row_shape)
+    elif np.shape(targets) == row_shape:
+        t, ignored = _index_targets(np.asarray(targets), num_classes, ignore_index)
+        cols = class_start + np.arange(Vk)
+        onehot = cols == t[..., None]
+        a = (1.0 - s) * w[t][..., None] * onehot + (s / num_classes) * ws
+        a[ignored] = 0.0
+        held = (class_start <= t) & (t < class_start + Vk) & ~ignored
+        target_weight = np.where(held, w[t], 0.0)
+        counted = np.where(ignored, 0.0, first)
+    elif np.shape(targets) == np.moveaxis(x, -1, axis).shape:
+        y, _ = _as_float(targets, "targets", dtype=dtype)
+        y = np.moveaxis(y, axis, -1)
+        a = ws * ((1.0 - s) * y + s / num_classes)
+        target_weight = counted = np.full(row_shape, first)
+    else:
+        raise ValueError(f"targets have shape {np.shape(targets)}, expected {row_shape} (class "
+                         f"indices) or the shard's shape (probabilities)")
+    with np.errstate(all="ignore"):
+        z, dz = _map_logits(x, logit_scale, softcap)
+    return z, dz, a, target_weight, counted, storage, dtype, axis
+
+
+def shard_partials(logits, targets, class_start, num_classes, *, axis=-1, weight=None,
+                   ignore_index=-100, label_smoothing=0.0, logit_scale=1.0, softcap=None,
+                   num_threads=None):
+    """The partials of a class shard, per row: ``[max, sumexp, D, B, target_weight, counted]``.
+
+    With ``z`` the shard's mapped logits and ``a`` its coefficients (:func:`_shard_problem`):
+    ``max = max_j z_j``, ``sumexp = sum_j exp(z_j - max)`` (0 when ``max`` is ``-inf``),
+    ``D = sum_j a_j z_j`` (a term with ``a_j == 0`` is 0), ``B = sum_j a_j``.
+
+    Returns
+    -------
+    ndarray
+        float64, the rows' shape + ``(6,)``.
+    """
+    z, _, a, target_weight, counted, _, _, _ = _shard_problem(
+        logits, targets, class_start, num_classes, axis, weight, ignore_index, label_smoothing,
+        logit_scale, softcap)
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, initial=-np.inf)
+        shifted = np.where(np.isfinite(m), m, 0.0)[..., None]
+        sumexp = np.sum(np.exp(z - shifted), axis=-1) * np.where(np.isfinite(m), 1.0, 0.0)
+        sumexp = np.where(m == np.inf, np.inf, sumexp)
+        sumexp = np.where(np.isnan(z).any(axis=-1), np.nan, sumexp)
+        m = np.max(np.where(np.isnan(z), -np.inf, z), axis=-1, initial=-np.inf)
+        dot = np.sum(np.where(a == 0, 0.0, a * z), axis=-1)
+    return np.stack([m, sumexp, dot, a.sum(axis=-1), target_weight, counted], axis=-1)
+
+
+def combine_partials(*partials):
+    """The partials of the union of shards: each ``sumexp`` rescaled to the largest ``max``,
+    ``sumexp_k * exp(max_k - max)`` (the part at that max as it is), the other fields added."""
+    if not partials:
+        raise TypeError("combine_partials needs at least one array of partials")
+    p = np.stack([np.asarray(q, dtype=np.float64) for q in partials])
+    m = np.max(p[..., MAX], axis=0)
+    with np.errstate(all="ignore"):
+        scale = np.where(p[..., MAX] == m, 1.0, np.exp(p[..., MAX] - m))
+    out = p.sum(axis=0)
+    out[..., MAX] = m
+    out[..., SUMEXP] = np.sum(p[..., SUMEXP] * scale, axis=0)
+    return out
+
+
+def partials_lse(partials):
+    """Each row's ``max + log(sumexp)``."""
+    p = np.asarray(partials, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return p[..., MAX] + np.log(p[..., SUMEXP])
+
+
+def mean_denominator(partials, *, sample_weight=None):
+    """``sum_i sample_weight_i * target_weight_i``."""
+    p = np.asarray(partials, dtype=np.float64)
+    sw = _sample_weight(sample_weight, p.shape[:-1])
+    tw = p[..., TARGET_WEIGHT]
+    return float(np.sum(np.where(tw == 0, 0.0, tw * (1.0 if sw is None else sw))))
+
+
+def finish_partials(partials, *, reduction="mean", z_loss=0.0, sample_weight=None,
+                    return_lse=False, denominator=None, dtype=None):
+    """``loss_i = sample_weight_i * (B_i * lse_i - D_i + z_loss * lse_i**2)`` on counted rows
+    (``B_i * lse_i`` is 0 where ``B_i == 0``), 0 elsewhere; reduced, in ``dtype`` (float64)."""
+    _check_reduction(reduction)
+    _, _, z_loss = _check_options(1.0, None, z_loss)
+    p = np.asarray(partials, dtype=np.float64)
+    sw = _sample_weight(sample_weight, p.shape[:-1])
+    lse = partials_lse(p)
+    with np.errstate(all="ignore"):
+        rows = np.where(p[..., COEF] == 0, 0.0, p[..., COEF] * lse) - p[..., DOT]
+        if z_loss != 0:
+            rows = rows + z_loss * lse * lse
+        if sw is not None:
+            rows = sw * rows
+    rows = np.where(p[..., COUNTED] != 0, rows, 0.0)
+    if denominator is None:
+        denominator = mean_denominator(p, sample_weight=sample_weight)
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    loss = _reduce(rows, reduction, denominator, dtype)
+    return (loss, lse.astype(dtype)) if return_lse else loss
+
+
+def shard_grad(logits, targets, class_start, num_classes, total, *, axis=-1, weight=None,
+               ignore_index=-100, label_smoothing=0.0, logit_scale=1.0, softcap=None,
+               z_loss=0.0, sample_weight=None, reduction="mean", denominator=None,
+               grad_loss=None, out=None, num_threads=None):
+    """``r_i * ((B_i + 2 z_loss lse_i) * exp(z_ij - lse_i) - a_ij) * dz/du_ij``, ``B`` and ``lse``
+    from ``total``, ``r_i = counted_i * sample_weight_i * dL/dloss_i`` (0 on rows not counted)."""
+    _check_reduction(reduction)
+    _, _, z_loss = _check_options(1.0, None, z_loss)
+    z, dz, a, _, _, storage, dtype, axis = _shard_problem(
+        logits, targets, class_start, num_classes, axis, weight, ignore_index, label_smoothing,
+        logit_scale, softcap)
+    tot = np.asarray(total, dtype=np.float64)
+    row_shape = z.shape[:-1]
+    if tot.shape != row_shape + (N_FIELDS,):
+        raise ValueError(f"total has shape {tot.shape}, expected {row_shape + (N_FIELDS,)}")
+    sw = _sample_weight(sample_weight, row_shape)
+    if denominator is None:
+        denominator = mean_denominator(tot, sample_weight=sample_weight)
+    r = _grad_scale(grad_loss, reduction, row_shape, denominator) * (1.0 if sw is None else sw)
+    counted = tot[..., COUNTED] != 0
+    lse = partials_lse(tot)
+    with np.errstate(all="ignore"):
+        coef = tot[..., COEF] + 2.0 * z_loss * lse
+        grad = r[..., None] * (coef[..., None] * np.exp(z - lse[..., None]) - a) * dz
+    grad = np.where(counted[..., None], grad, 0.0)
+    _check_out(out, np.moveaxis(grad, -1, axis).shape, storage, also=dtype)
+    return _finish(np.moveaxis(grad, -1, axis), storage, out)
+
+
+def shard_log_softmax(logits, lse, *, axis=-1, out=None, num_threads=None):
+    """``logits - lse`` along ``axis``, ``lse`` the whole rows' log-sum-exp."""
+    return _shard_softmax_family(logits, lse, axis, out, lambda x, lse: x - lse)
+
+
+def shard_softmax(logits, lse, *, axis=-1, out=None, num_threads=None):
+    """``exp(logits - lse)`` along ``axis``, ``lse`` the whole rows' log-sum-exp."""
+    return _shard_softmax_family(logits, lse, axis, out, lambda x, lse: np.exp(x - lse))
+
+
+def _shard_softmax_family(logits, lse, axis, out, fn):
+    storage = np.asarray(logits).dtype
+    x, dtype = _as_float(logits, "logits", half=True)
+    storage = storage if _is_half(storage) else dtype
+    axis = _check_axis(axis, x.ndim)
+    _check_out(out, x.shape, storage)
+    rows = np.moveaxis(x, axis, -1)
+    lse = np.broadcast_to(np.asarray(lse, dtype=np.float64), rows.shape[:-1])
+    with np.errstate(all="ignore"):
+        result = fn(rows, lse[..., None])
+    return _finish(np.moveaxis(result, -1, axis), storage, out)

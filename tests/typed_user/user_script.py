@@ -51,4 +51,14 @@ for other in (xf.CategoricalCrossEntropyLoss(eps=1e-6), xf.BinaryCrossEntropyLos
     other.reduction = "sum"
 path: str = xf.isa()
 version: str = xf.__version__
+
+# vocabulary shards: partials of two class shards, combined, the loss and a shard's gradient
+shards = [(0, logits[:, :3]), (3, logits[:, 3:])]
+total = xf.vocab_parallel.combine_partials(
+    *[xf.vocab_parallel.shard_partials(s, targets, start, 5) for start, s in shards])
+assert_type(total, NDArray[np.float64])
+assert_type(xf.vocab_parallel.partials_lse(total), NDArray[np.float64])
+assert_type(xf.vocab_parallel.finish_partials(total), Union[Scalar, Rows])
+assert_type(xf.vocab_parallel.shard_grad(logits[:, 3:], targets, 3, 5, total), Rows)
+
 print(path, version, float(value), total_loss("sum"), float(lse), dlogits.shape, both[1].shape)
