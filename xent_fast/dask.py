@@ -20,6 +20,7 @@ computed until ``.compute()`` (or ``dask.compute``); compute a loss and its grad
 ``dask.compute(loss, grad)``, so that each block's kernel runs once.
 """
 import operator
+from functools import partial
 
 import numpy as np
 
@@ -79,21 +80,42 @@ def _with_row_chunks(arr, row_chunks, shape, name):
 def _class_last(x, axis):
     """x with its class axis moved last (a lazy view per block), and that axis as given."""
     ax = v.class_axis(axis, x.ndim)
-    return da.moveaxis(x, ax, -1), ax
+    return _move_axis(x, ax, -1), ax
+
+
+def _move_axis(x, source, destination):
+    """da.moveaxis, or x itself when the axis is already there: a no-op transpose is still a task
+    per block, which the scheduler may run on another worker than the block's (a transfer)."""
+    if source % x.ndim == destination % x.ndim:
+        return x
+    return da.moveaxis(x, source, destination)
+
+
+def _whole(block):
+    """A block handed over by blockwise without concatenation: a contracted axis in one chunk
+    arrives as a one-element list (per contracted axis), unwrapped here without a copy."""
+    while isinstance(block, list):
+        if len(block) != 1:
+            raise ValueError("xent_fast.dask: an axis that must be one chunk has several")
+        block = block[0]
+    return block
+
+
+def _call_whole(func, *args, **kwargs):
+    return func(*(_whole(a) for a in args), **kwargs)
 
 
 def _blockwise(func, ind, *args, **kwargs):
-    """da.blockwise with a contracted axis (the class axis of a row result) handed to func
-    whole: concatenated, which the callers only do for axes in one chunk, or through
-    _row_totals's reduction."""
-    return da.blockwise(func, ind, *args, concatenate=True, **kwargs)
+    """da.blockwise where a contracted axis (the class axis of a row result, a partials' fields,
+    the linear layer's weight) is in one chunk and reaches func as that chunk itself: dask's
+    concatenation would copy every block first, a pass over the logits for nothing."""
+    return da.blockwise(partial(_call_whole, func), ind, *args, concatenate=False, **kwargs)
 
 
 def _tuple_blocks(func, ind, *args, **kwargs):
     """A dask array whose blocks are the tuples func returns: never computed itself, only taken
     apart by _part, so one kernel call per block serves several outputs."""
-    return da.blockwise(func, ind, *args, meta=np.empty((0,) * len(ind)), concatenate=True,
-                        **kwargs)
+    return _blockwise(func, ind, *args, meta=np.empty((0,) * len(ind)), **kwargs)
 
 
 def _part(blocks, i, dtype, chunks):
@@ -164,7 +186,7 @@ def _loss_problem(logits, targets, axis, weight, ignore_index, reduction, label_
         t = t.rechunk(x.chunks[:-1])
     elif t.shape == logits.shape:
         prob_targets = True
-        t = da.moveaxis(t, ax, -1).rechunk(x.chunks)
+        t = _move_axis(t, ax, -1).rechunk(x.chunks)
     else:
         raise ValueError(
             f"targets must have shape {row_shape} (class indices) or {tuple(logits.shape)} "
@@ -298,7 +320,7 @@ def _cross_entropy(want_grad, logits, targets, axis, weight, ignore_index, reduc
                                 options=dict(part_opts, z_loss=z_loss))
     out = _loss_outputs(packed, reduction, den, dtypes, True)
     if grad is not None:
-        grad = da.moveaxis(grad, -1, ax)
+        grad = _move_axis(grad, -1, ax)
         out = (out[0], grad, out[1])
     return out if return_lse else out[:-1] if want_grad else out[0]
 
@@ -415,7 +437,7 @@ def _softmax_family(transform, shard_transform, x, axis, num_threads):
         lse = _rows_lse(xl, num_threads)
         out = _blockwise(shard_transform, rows + "c", xl, rows + "c", lse, rows,
                            dtype=dtype, axis=-1, num_threads=num_threads)
-    return da.moveaxis(out, -1, ax)
+    return _move_axis(out, -1, ax)
 
 
 def log_softmax(x, axis=-1, *, num_threads=None):
