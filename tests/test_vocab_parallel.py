@@ -429,6 +429,26 @@ def test_confident_rows(n_shards, opts, dtype, lead, rng):
         assert_close(g, unsharded_g, 2 * rtol, 2 * g_atol, "grad vs unsharded, " + msg)
 
 
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("dtype, lead", CONFIDENT, ids=CONFIDENT_IDS)
+def test_confident_rows_long_and_strided_shards(dtype, lead, rng):
+    """Shards longer than one stretch of the online max and exp-sum (whose exp(0) terms are
+    folded into the rest when a later stretch has a larger max), contiguous and strided."""
+    V = 5000
+    x, t, twin = _confident_rows(rng, dtype, lead, n_rows=6, V=V)
+    want_loss, _, want_g = _confident_truth(x, t)
+    rtol = _tol(dtype)[0]
+    bounds = [(0, 1700), (1700, 1700), (1700, 4100), (4100, V)]
+    for axis in (-1, 0):
+        xa = x if axis == -1 else np.ascontiguousarray(x.T)
+        _, total = _sharded_total(xa, t, bounds, axis=axis)
+        assert_same_bits(total[:, vp.ONES], np.where(twin >= 0, 2.0, 1.0))
+        loss = vp.finish_partials(total, reduction="none")
+        assert_close(loss, want_loss, rtol, 0.0, "loss, axis %d" % axis)
+        g = _sharded_grad(xa, t, bounds, total, axis=axis, reduction="sum")
+        assert_close(g if axis == -1 else g.T, want_g, rtol, 0.0, "grad, axis %d" % axis)
+
+
 # --------------------------------------------------------------------------------------------
 # the combine and the finish
 # --------------------------------------------------------------------------------------------
