@@ -120,7 +120,7 @@ extension = Extension(
     depends=["csrc/xent.h", "csrc/xent_math.h", "csrc/kernels.inc", "csrc/row_ops.inc",
              "csrc/cross_entropy.inc", "csrc/binary.inc", "csrc/kernels_typed.inc",
              "csrc/tiles.inc", "csrc/staging.inc", "csrc/softmax.inc", "csrc/shard.inc",
-             "csrc/half.h"] + list(ISA_SOURCES),
+             "csrc/half.h", "csrc/exp_sum.h"] + list(ISA_SOURCES),
 )
 
 setup(

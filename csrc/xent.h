@@ -138,20 +138,25 @@ int xent_softmax_rows(xent_dtype dtype, xent_transform what, const xent_shape *s
 
 /* Vocabulary shards (docs/DESIGN.md, section 13).  The V classes of every row are split into shards;
  * a shard holds the global classes [class_start, class_start + V_k).  With z = map(u) the mapped
- * logits and a_j cross_entropy's target coefficients, loss_i = sw_i * (B_i lse_i - D_i + z_loss
- * lse_i^2), B_i = sum_j a_ij, D_i = sum_j a_ij z_ij.  Each shard reports per row XENT_N_PARTIALS
+ * logits, a_j cross_entropy's target coefficients and M the row's max, loss_i = sw_i * (B_i
+ * log_sum_i - D_i + z_loss lse_i^2), lse_i = M_i + log_sum_i, B_i = sum_j a_ij, D_i = sum_j a_ij
+ * (z_ij - M_i): relative to the max, so that a confident row's loss keeps its relative precision
+ * (log_sum = log1p(rest) as in the unsharded kernel).  Each shard reports per row XENT_N_PARTIALS
  * doubles (rows contiguous, C order of the row shape), which combine exactly (up to rounding) and
  * associatively into those of the whole row: */
 enum {
-    XENT_P_MAX = 0,           /* max_j z_j over the shard (-inf if all -inf) */
-    XENT_P_SUMEXP = 1,        /* sum_j exp(z_j - max) (0 when max is -inf, NaN with a NaN) */
-    XENT_P_DOT = 2,           /* D over the shard's classes (terms with a_j = 0 left out) */
-    XENT_P_COEF = 3,          /* B over the shard's classes */
-    XENT_P_TARGET_WEIGHT = 4, /* the row's share of the mean's denominator, from one shard only:
+    XENT_P_MAX = 0,           /* m = max_j z_j over the shard (-inf if all -inf) */
+    XENT_P_ONES = 1,          /* the exp(0) terms: how many z_j equal m (0 when m is +-inf) */
+    XENT_P_REST = 2,          /* sum of exp(z_j - m) over the other z_j (0 when m is -inf, +inf
+                                 when it is +inf, NaN with a NaN) */
+    XENT_P_DOT = 3,           /* sum_j a_j (z_j - m), terms with a_j = 0 left out (sum_j a_j z_j,
+                                 -inf or 0, when m is -inf) */
+    XENT_P_COEF = 4,          /* B over the shard's classes */
+    XENT_P_TARGET_WEIGHT = 5, /* the row's share of the mean's denominator, from one shard only:
                                  w[t] from the shard holding t; 1 from the shard holding class 0
                                  with probability targets */
-    XENT_P_COUNTED = 5,       /* 1 if the row is not ignored, from the shard holding class 0 */
-    XENT_N_PARTIALS = 6
+    XENT_P_COUNTED = 6,       /* 1 if the row is not ignored, from the shard holding class 0 */
+    XENT_N_PARTIALS = 7
 };
 /* Fields DOT to COUNTED are 0 for an ignored row and without targets.  eps clipping has no shard
  * form (it needs the whole row's lse inside the pass): ce.eps must be 0. */
@@ -181,7 +186,7 @@ int xent_shard_grad(const xent_shard_problem *p, xent_result *res);
 /* out = the combination of n_parts arrays of partials of the same n_rows rows (out may be one of
  * them). */
 void xent_partials_combine(int64_t n_rows, int n_parts, const double *const *parts, double *out);
-/* Each row's lse = max + log(sumexp). */
+/* Each row's lse = max + log(ones + rest) (log1p(rest) when ones = 1). */
 void xent_partials_lse(int64_t n_rows, const double *partials, double *lse);
 /* sum_i sw_i * target_weight_i (sample_weight: n_rows contiguous, or NULL for ones). */
 double xent_partials_denominator(int64_t n_rows, const double *partials,

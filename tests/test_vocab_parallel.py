@@ -107,6 +107,15 @@ def _sharded_grad(x, t, bounds, total, axis=-1, prob=False, **kw):
                           axis=axis)
 
 
+def _merged_sum(p):
+    """Partials with the exp(0) count added to the rest (the count of maxima may differ by ties
+    that appear only after rounding to the kernel's precision; the sum does not)."""
+    p = np.array(p, dtype=np.float64)
+    p[..., vp.REST] += p[..., vp.ONES]
+    p[..., vp.ONES] = 0.0
+    return p
+
+
 def _finish_kw(kw):
     return {k: kw[k] for k in ("z_loss", "sample_weight") if k in kw}
 
@@ -174,7 +183,8 @@ def test_shards_match_unsharded(n_shards, kind, dtype, rng):
                                       x.shape[-1], **shard_kw)
             rtol, atol = _tol(np.float32 if dtype == np.float32 else np.float64,
                               _z_scale(x, kw))
-            assert_close(p, want, rtol, atol, "partials of shard [%d, %d)" % (a, b))
+            assert_close(_merged_sum(p), _merged_sum(want), rtol, atol,
+                         "partials of shard [%d, %d)" % (a, b))
 
 
 @pytest.mark.parametrize("n_shards", [2, 5])
@@ -199,7 +209,8 @@ def test_shards_without_target(rng):
     assert_close(total[:, vp.TARGET_WEIGHT], kw["weight"][t], 0, 0)
     assert_close(total[:, vp.COEF], kw["weight"][t], 0, 0)
     # an empty shard: no classes, its max -inf and exp-sum 0, the identity of the combine
-    assert (parts[1][:, vp.MAX] == -np.inf).all() and not parts[1][:, vp.SUMEXP].any()
+    assert (parts[1][:, vp.MAX] == -np.inf).all()
+    assert not parts[1][:, [vp.ONES, vp.REST]].any()
 
 
 def test_ignored_rows(rng):
@@ -209,7 +220,7 @@ def test_ignored_rows(rng):
     _check_against_unsharded(x, t, _bounds(23, 3, rng), kw)
     t[5] = -100  # nothing left: the mean is 0 / 0
     _, total = _sharded_total(x, t, _bounds(23, 3, rng), **kw)
-    assert not total[:, 2:].any()
+    assert not total[:, vp.DOT:].any()
     assert np.isnan(vp.finish_partials(total, z_loss=0.1))
     assert vp.finish_partials(total, reduction="sum", z_loss=0.1) == 0
     assert np.isnan(impl.cross_entropy(x, t, **kw))
@@ -255,11 +266,11 @@ def test_one_row_and_empty_batch(rng):
     kw = dict(z_loss=0.01, label_smoothing=0.1)
     _check_against_unsharded(x, t, [(0, 4), (4, 23)], kw)
     p = vp.shard_partials(x[4:], t, 4, 23)
-    assert p.shape == (6,)
+    assert p.shape == (vp.N_FIELDS,)
     x0, t0 = np.zeros((0, 23)), np.zeros(0, np.int64)
     total = vp.combine_partials(*[vp.shard_partials(x0[:, a:b], t0, a, 23) for a, b in
                                   [(0, 4), (4, 23)]])
-    assert total.shape == (0, 6)
+    assert total.shape == (0, vp.N_FIELDS)
     assert np.isnan(vp.finish_partials(total)) and vp.finish_partials(total, reduction="sum") == 0
     assert vp.finish_partials(total, reduction="none").shape == (0,)
     assert vp.shard_grad(x0[:, 4:], t0, 4, 23, total).shape == (0, 19)
@@ -275,7 +286,7 @@ def test_logsumexp_log_softmax_softmax(n_shards, dtype, rng):
     bounds = _bounds(31, n_shards, rng, empty=n_shards > 3)
     parts = [vp.shard_partials(x[:, a:b], None, a, 31, axis=1) for a, b in bounds]
     for p in parts:
-        assert not p[..., 2:].any()
+        assert not p[..., vp.DOT:].any()
     lse = vp.partials_lse(vp.combine_partials(*parts))
     xt = _truth(x)
     compute = np.float64 if dtype == np.float64 else np.float32
@@ -318,13 +329,136 @@ def test_masked_and_nan_rows(rng):
 
 
 # --------------------------------------------------------------------------------------------
+# confident rows: as exact as the unsharded kernel
+# --------------------------------------------------------------------------------------------
+
+
+def _confident_rows(rng, dtype, lead, n_rows=16, V=23):
+    """Rows whose target's logit leads every other class by `lead` to `lead` + 3; in every
+    fourth row a second class (the twin) equals the target's logit: two exp(0) terms."""
+    t = rng.integers(0, V, n_rows)
+    top = rng.uniform(-5.0, 5.0, n_rows)
+    x = top[:, None] - lead - rng.uniform(0.0, 3.0, (n_rows, V))
+    rows = np.arange(n_rows)
+    x[rows, t] = top
+    twin = (t + rng.integers(1, V, n_rows)) % V
+    tied = rows % 4 == 0
+    x[tied, twin[tied]] = top[tied]
+    return x.astype(dtype), t, np.where(tied, twin, -1)
+
+
+def _confident_truth(x, t, weight=None, sample_weight=None, z_loss=0.0):
+    """Rows' loss and lse and the gradient (reduction 'sum') of class-index targets without
+    smoothing, free of cancellation: with o = sum_{j != t} exp(z_j - z_t), loss = w_t log1p(o)
+    (+ z_loss lse^2), lse = z_t + log1p(o), p_j = exp(z_j - z_t) / (1 + o) and
+    p_t - 1 = -o / (1 + o)."""
+    z = np.asarray(x, np.float64)
+    rows = np.arange(len(t))
+    zt = z[rows, t]
+    e = np.exp(z - zt[:, None])
+    e[rows, t] = 0.0
+    o = e.sum(axis=1)
+    wt = np.ones(len(t)) if weight is None else np.asarray(weight)[t]
+    sw = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight)
+    log_sum = np.log1p(o)
+    lse = zt + log_sum
+    loss = sw * (wt * log_sum + z_loss * lse ** 2)
+    z_grad = 2.0 * z_loss * lse
+    g = (sw * (wt + z_grad) / (1.0 + o))[:, None] * e
+    g[rows, t] = sw * (wt * (-o / (1.0 + o)) + z_grad / (1.0 + o))
+    return loss, lse, g
+
+
+CONFIDENT = [(np.float64, 20.0), (np.float64, 40.0), (np.float32, 10.0)]
+CONFIDENT_IDS = ["float64-lead20", "float64-lead40", "float32-lead10"]
+
+
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("dtype, lead", CONFIDENT, ids=CONFIDENT_IDS)
+@pytest.mark.parametrize("opts", [{}, dict(weight="classes", sample_weight="rows"),
+                                  dict(z_loss=1e-4)], ids=["plain", "weights", "z_loss"])
+@pytest.mark.parametrize("n_shards", range(1, 8))
+def test_confident_rows(n_shards, opts, dtype, lead, rng):
+    """A confident row's loss is essentially the other classes' tiny share, log1p(o): the
+    partials keep the exp(0) terms apart and D relative to the max, so that the sharded loss,
+    log-sum-exp and gradient (the target's entry -o / (1 + o) included) are exact relative to
+    their own size, as the unsharded kernel's, at every split: the max in one shard or, for the
+    rows with a twin, in one or two; B lse - D would leave them only ~1e-16 |lse| absolutely."""
+    x, t, twin = _confident_rows(rng, dtype, lead)
+    _, _, kw = _problem(rng, opts)
+    kw = {k: (rng.uniform(0.5, 2.0, 23) if k == "weight" else
+              rng.uniform(0.1, 2.0, 16) if k == "sample_weight" else val)
+          for k, val in kw.items()}
+    rtol = _tol(dtype)[0]
+    want_loss, want_lse, want_g = _confident_truth(x, t, **kw)
+    # With a z-loss the target's entry is a difference, w_t (p_t - 1) + 2 z_loss lse p_t: its
+    # floor is that of the z-loss term.
+    lse_atol = _tol(dtype, input_scale(x))[1]  # a log-sum-exp near 0 is a difference too
+    g_atol = rtol * float(np.max(np.abs(kw.get("sample_weight", 1.0) * 2.0
+                                        * kw.get("z_loss", 0.0) * want_lse)))
+    unsharded, unsharded_lse = impl.cross_entropy(x, t, reduction="none", return_lse=True, **kw)
+    _, unsharded_g = impl.cross_entropy_and_grad(x, t, reduction="sum", **kw)
+    assert_close(unsharded, want_loss, rtol, 0.0, "the unsharded kernel")
+    assert_close(unsharded_g, want_g, rtol, g_atol, "the unsharded kernel's gradient")
+    splits = [_bounds(23, n_shards, rng, empty=n_shards > 2 and k == 2) for k in range(3)]
+    if n_shards > 1:  # a cut between the target and its twin, and one at the target
+        t0, w0 = t[0], twin[0]
+        cut = max(1, min(22, (min(t0, w0) + max(t0, w0) + 1) // 2))
+        at = max(1, min(22, int(t[1])))
+        for c in (cut, at):
+            rest = sorted(set(_bounds(23, n_shards - 1, rng)[k][1] for k in
+                              range(n_shards - 2)) - {c})
+            edges = [0] + sorted(rest + [c]) + [23]
+            splits.append(list(zip(edges[:-1], edges[1:])))
+    for bounds in splits:
+        parts, total = _sharded_total(x, t, bounds, **kw)
+        # the exp(0) terms: the target's (and its twin's) exactly, wherever the cuts fall
+        assert_same_bits(total[:, vp.ONES], np.where(twin >= 0, 2.0, 1.0))
+        loss, lse = vp.finish_partials(total, reduction="none", return_lse=True,
+                                       **_finish_kw(kw))
+        msg = "bounds %s" % (bounds,)
+        assert_close(loss, want_loss, rtol, 0.0, "loss, " + msg)
+        assert_close(lse, want_lse, rtol, lse_atol, "lse, " + msg)
+        assert_close(loss, unsharded, 2 * rtol, 0.0, "loss vs unsharded, " + msg)
+        assert_close(lse, unsharded_lse, 2 * rtol, 2 * lse_atol, "lse vs unsharded, " + msg)
+        total_loss = vp.finish_partials(total, reduction="sum", **_finish_kw(kw))
+        assert_close(total_loss, np.sum(want_loss), rtol, 0.0, "sum, " + msg)
+        g = _sharded_grad(x, t, bounds, total, reduction="sum", **kw)
+        assert g.dtype == x.dtype
+        assert_close(g, want_g, rtol, g_atol, "grad, " + msg)
+        assert_close(g, unsharded_g, 2 * rtol, 2 * g_atol, "grad vs unsharded, " + msg)
+
+
+@pytest.mark.compiled_only
+@pytest.mark.parametrize("dtype, lead", CONFIDENT, ids=CONFIDENT_IDS)
+def test_confident_rows_long_and_strided_shards(dtype, lead, rng):
+    """Shards longer than one stretch of the online max and exp-sum (whose exp(0) terms are
+    folded into the rest when a later stretch has a larger max), contiguous and strided."""
+    V = 5000
+    x, t, twin = _confident_rows(rng, dtype, lead, n_rows=6, V=V)
+    want_loss, _, want_g = _confident_truth(x, t)
+    rtol = _tol(dtype)[0]
+    bounds = [(0, 1700), (1700, 1700), (1700, 4100), (4100, V)]
+    for axis in (-1, 0):
+        xa = x if axis == -1 else np.ascontiguousarray(x.T)
+        _, total = _sharded_total(xa, t, bounds, axis=axis)
+        assert_same_bits(total[:, vp.ONES], np.where(twin >= 0, 2.0, 1.0))
+        loss = vp.finish_partials(total, reduction="none")
+        assert_close(loss, want_loss, rtol, 0.0, "loss, axis %d" % axis)
+        g = _sharded_grad(xa, t, bounds, total, axis=axis, reduction="sum")
+        assert_close(g if axis == -1 else g.T, want_g, rtol, 0.0, "grad, axis %d" % axis)
+
+
+# --------------------------------------------------------------------------------------------
 # the combine and the finish
 # --------------------------------------------------------------------------------------------
 
 
 def test_fields():
-    assert (vp.MAX, vp.SUMEXP, vp.DOT, vp.COEF, vp.TARGET_WEIGHT, vp.COUNTED) == tuple(range(6))
-    assert vp.N_FIELDS == 6
+    fields = (vp.MAX, vp.ONES, vp.REST, vp.DOT, vp.COEF, vp.TARGET_WEIGHT, vp.COUNTED)
+    assert fields == tuple(range(7)) and vp.N_FIELDS == 7
+    assert fields == tuple(getattr(ref, name) for name in
+                           ("MAX", "ONES", "REST", "DOT", "COEF", "TARGET_WEIGHT", "COUNTED"))
 
 
 def test_combine_is_associative(rng):
@@ -421,15 +555,15 @@ def test_bad_input(rng):
     with pytest.raises(TypeError, match="eps"):
         vp.shard_partials(x, t, 0, 10, eps=0.1)  # no shard form
     # partials
-    with pytest.raises(ValueError, match=r"partials must have shape row_shape \+ \(6,\)"):
-        vp.combine_partials(p[:, :5])
+    with pytest.raises(ValueError, match=r"partials must have shape row_shape \+ \(7,\)"):
+        vp.combine_partials(p[:, :6])
     with pytest.raises(ValueError, match="same shape"):
         vp.combine_partials(p, p[:3])
     with pytest.raises(TypeError, match="at least one"):
         vp.combine_partials()
     with pytest.raises(ValueError, match=r"partials must have shape"):
         vp.finish_partials(p[..., 0])
-    with pytest.raises(ValueError, match=r"total must have shape \(4, 6\)"):
+    with pytest.raises(ValueError, match=r"total must have shape \(4, 7\)"):
         vp.shard_grad(x, t, 5, 10, p[:3])
     with pytest.raises(ValueError, match="reduction"):
         vp.finish_partials(p, reduction="avg")

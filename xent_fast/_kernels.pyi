@@ -12,7 +12,7 @@ import numpy as np
 _Strides = Tuple[int, Tuple[int, ...]]
 
 MAX_DIMS: int
-PARTIAL_FIELDS: Tuple[int, int, int, int, int, int]
+PARTIAL_FIELDS: Tuple[int, int, int, int, int, int, int]
 N_PARTIALS: int
 ENVIRONMENT: Dict[str, Optional[str]]
 

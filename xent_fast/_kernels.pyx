@@ -102,7 +102,8 @@ cdef extern from "xent.h" nogil:
 
     enum:
         XENT_P_MAX
-        XENT_P_SUMEXP
+        XENT_P_ONES
+        XENT_P_REST
         XENT_P_DOT
         XENT_P_COEF
         XENT_P_TARGET_WEIGHT
@@ -167,8 +168,8 @@ cdef extern from "xent.h" nogil:
 
 MAX_DIMS = XENT_MAX_DIMS
 # The fields of a row of vocabulary-shard partials, in their order (csrc/xent.h, XENT_P_*).
-PARTIAL_FIELDS = (XENT_P_MAX, XENT_P_SUMEXP, XENT_P_DOT, XENT_P_COEF, XENT_P_TARGET_WEIGHT,
-                  XENT_P_COUNTED)
+PARTIAL_FIELDS = (XENT_P_MAX, XENT_P_ONES, XENT_P_REST, XENT_P_DOT, XENT_P_COEF,
+                  XENT_P_TARGET_WEIGHT, XENT_P_COUNTED)
 N_PARTIALS = XENT_N_PARTIALS
 # The CPU, the path and the tuning row are chosen here, once, under the GIL (csrc/dispatch.c),
 # from these variables as they are now.

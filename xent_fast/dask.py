@@ -5,10 +5,11 @@ Design (docs/DESIGN.md, section 13):
 * Rows chunked, the class axis in one chunk: each block is a NumPy problem, and the fused kernel
   (:func:`xent_fast.cross_entropy_and_grad` and friends) runs on it where it lives.
 * The class axis chunked too: each block reports its rows' vocabulary-parallel partials
-  (:func:`xent_fast.vocab_parallel.shard_partials`, six float64 numbers per row), the partials of a
-  row's class blocks are combined in a tree (:func:`~xent_fast.vocab_parallel.combine_partials`
-  is associative), and each block's gradient, log-softmax or softmax follows from the combined
-  row partials alone.  Only O(rows) numbers cross between workers, never the logits.
+  (:func:`xent_fast.vocab_parallel.shard_partials`, seven float64 numbers per row), the
+  partials of a row's class blocks are combined in a tree
+  (:func:`~xent_fast.vocab_parallel.combine_partials` is associative), and each block's
+  gradient, log-softmax or softmax follows from the combined row partials alone.  Only O(rows)
+  numbers cross between workers, never the logits.
 * 'mean' divides by the global denominator, a sum over all rows computed first from the
   targets (and sample weights) alone; each block's gradient takes its share as a per-row
   upstream gradient, so blocks never wait for one another's logits.
@@ -148,7 +149,7 @@ def _combine_along(parts, axis, keepdims):
 
 
 def _row_totals(x, targets, prob_targets, options):
-    """The combined partials of every row, row_shape + (6,), chunked like x's rows."""
+    """The combined partials of every row, row_shape + (N_FIELDS,), chunked like x's rows."""
     rows = _ROW_LETTERS[:x.ndim - 1]
     t_args = ((targets, rows + "c") if prob_targets else (targets, rows)) \
         if targets is not None else (None, None)

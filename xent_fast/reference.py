@@ -1075,9 +1075,9 @@ def linear_cross_entropy_and_grad(input, linear_weight, targets, *, linear_bias=
 # Vocabulary shards (xent_fast.vocab_parallel)
 # ---------------------------------------------------------------------------
 
-#: The fields of a row of partials, in order: MAX, SUMEXP, DOT, COEF, TARGET_WEIGHT, COUNTED.
-MAX, SUMEXP, DOT, COEF, TARGET_WEIGHT, COUNTED = range(6)
-N_FIELDS = 6
+#: The fields of a row of partials, in order: MAX, ONES, REST, DOT, COEF, TARGET_WEIGHT, COUNTED.
+MAX, ONES, REST, DOT, COEF, TARGET_WEIGHT, COUNTED = range(7)
+N_FIELDS = 7
 
 
 def _check_int(value, name):
@@ -1144,51 +1144,69 @@ def _shard_problem(logits, targets, class_start, num_classes, axis, weight, igno
 def shard_partials(logits, targets, class_start, num_classes, *, axis=-1, weight=None,
                    ignore_index=-100, label_smoothing=0.0, logit_scale=1.0, softcap=None,
                    num_threads=None):
-    """The partials of a class shard, per row: ``[max, sumexp, D, B, target_weight, counted]``.
+    """The partials of a class shard, per row:
+    ``[max, ones, rest, D, B, target_weight, counted]``.
 
     With ``z`` the shard's mapped logits and ``a`` its coefficients (:func:`_shard_problem`):
-    ``max = max_j z_j``, ``sumexp = sum_j exp(z_j - max)`` (0 when ``max`` is ``-inf``),
-    ``D = sum_j a_j z_j`` (a term with ``a_j == 0`` is 0), ``B = sum_j a_j``.
+    ``max = max_j z_j``, ``ones`` the number of ``z_j == max`` and ``rest = sum_j exp(z_j - max)``
+    over the others (0 and 0 when ``max`` is ``-inf``; 0 and ``inf`` when it is ``inf``; ``rest``
+    NaN with a NaN), ``D = sum_j a_j (z_j - max)`` (a term with ``a_j == 0`` is 0; ``max`` taken
+    as 0 when it is ``-inf``), ``B = sum_j a_j``.
 
     Returns
     -------
     ndarray
-        float64, the rows' shape + ``(6,)``.
+        float64, the rows' shape + ``(7,)``.
     """
     z, _, a, target_weight, counted, _, _, _ = _shard_problem(
         logits, targets, class_start, num_classes, axis, weight, ignore_index, label_smoothing,
         logit_scale, softcap)
     with np.errstate(all="ignore"):
-        m = np.max(z, axis=-1, initial=-np.inf)
-        shifted = np.where(np.isfinite(m), m, 0.0)[..., None]
-        sumexp = np.sum(np.exp(z - shifted), axis=-1) * np.where(np.isfinite(m), 1.0, 0.0)
-        sumexp = np.where(m == np.inf, np.inf, sumexp)
-        sumexp = np.where(np.isnan(z).any(axis=-1), np.nan, sumexp)
         m = np.max(np.where(np.isnan(z), -np.inf, z), axis=-1, initial=-np.inf)
-        dot = np.sum(np.where(a == 0, 0.0, a * z), axis=-1)
-    return np.stack([m, sumexp, dot, a.sum(axis=-1), target_weight, counted], axis=-1)
+        finite = np.isfinite(m)
+        at_max = (z == m[..., None]) & finite[..., None]
+        ones = np.sum(at_max, axis=-1).astype(np.float64)
+        shifted = np.where(finite, m, 0.0)[..., None]
+        rest = np.sum(np.where(at_max, 0.0, np.exp(z - shifted)), axis=-1) * finite
+        rest = np.where(m == np.inf, np.inf, rest)
+        rest = np.where(np.isnan(z).any(axis=-1), np.nan, rest)
+        shift = np.where(m > -np.inf, m, 0.0)[..., None]
+        dot = np.sum(np.where(a == 0, 0.0, a * (z - shift)), axis=-1)
+    return np.stack([m, ones, rest, dot, a.sum(axis=-1), target_weight, counted], axis=-1)
 
 
 def combine_partials(*partials):
-    """The partials of the union of shards: each ``sumexp`` rescaled to the largest ``max``,
-    ``sumexp_k * exp(max_k - max)`` (the part at that max as it is), the other fields added."""
+    """The partials of the union of shards at the largest ``max`` ``M``: a part at ``M`` adds its
+    ``ones`` and ``rest``, a part below adds ``(ones + rest) * exp(max_k - M)`` to ``rest``; each
+    ``D_k`` becomes ``D_k + B_k (max_k - M)`` (as it is where ``B_k == 0`` or ``max_k == M``);
+    the other fields add up."""
     if not partials:
         raise TypeError("combine_partials needs at least one array of partials")
     p = np.stack([np.asarray(q, dtype=np.float64) for q in partials])
     m = np.max(p[..., MAX], axis=0)
+    at = p[..., MAX] == m
     with np.errstate(all="ignore"):
-        scale = np.where(p[..., MAX] == m, 1.0, np.exp(p[..., MAX] - m))
+        scaled = (p[..., ONES] + p[..., REST]) * np.exp(p[..., MAX] - m)
+        moved = np.where((p[..., COEF] == 0) | at, 0.0, p[..., COEF] * (p[..., MAX] - m))
     out = p.sum(axis=0)
     out[..., MAX] = m
-    out[..., SUMEXP] = np.sum(p[..., SUMEXP] * scale, axis=0)
+    out[..., ONES] = np.sum(np.where(at, p[..., ONES], 0.0), axis=0)
+    out[..., REST] = np.sum(np.where(at, p[..., REST], scaled), axis=0)
+    out[..., DOT] = np.sum(p[..., DOT] + moved, axis=0)
     return out
 
 
+def _log_sum(p):
+    """``log(ones + rest)``, as ``log1p(rest)`` when ``ones == 1``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p[..., ONES] == 1, np.log1p(p[..., REST]),
+                        np.log(p[..., ONES] + p[..., REST]))
+
+
 def partials_lse(partials):
-    """Each row's ``max + log(sumexp)``."""
+    """Each row's ``max + log(ones + rest)``."""
     p = np.asarray(partials, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return p[..., MAX] + np.log(p[..., SUMEXP])
+    return p[..., MAX] + _log_sum(p)
 
 
 def mean_denominator(partials, *, sample_weight=None):
@@ -1201,15 +1219,17 @@ def mean_denominator(partials, *, sample_weight=None):
 
 def finish_partials(partials, *, reduction="mean", z_loss=0.0, sample_weight=None,
                     return_lse=False, denominator=None, dtype=None):
-    """``loss_i = sample_weight_i * (B_i * lse_i - D_i + z_loss * lse_i**2)`` on counted rows
-    (``B_i * lse_i`` is 0 where ``B_i == 0``), 0 elsewhere; reduced, in ``dtype`` (float64)."""
+    """``loss_i = sample_weight_i * (B_i * log_sum_i - D_i + z_loss * lse_i**2)`` on counted rows
+    (``log_sum = log(ones + rest)``, ``lse = max + log_sum``; ``B_i * log_sum_i`` is 0 where
+    ``B_i == 0``), 0 elsewhere; reduced, in ``dtype`` (float64)."""
     _check_reduction(reduction)
     _, _, z_loss = _check_options(1.0, None, z_loss)
     p = np.asarray(partials, dtype=np.float64)
     sw = _sample_weight(sample_weight, p.shape[:-1])
-    lse = partials_lse(p)
+    log_sum = _log_sum(p)
+    lse = p[..., MAX] + log_sum
     with np.errstate(all="ignore"):
-        rows = np.where(p[..., COEF] == 0, 0.0, p[..., COEF] * lse) - p[..., DOT]
+        rows = np.where(p[..., COEF] == 0, 0.0, p[..., COEF] * log_sum) - p[..., DOT]
         if z_loss != 0:
             rows = rows + z_loss * lse * lse
         if sw is not None:

@@ -17,18 +17,22 @@ then ``softcap``) and ``a_j`` the target coefficients of :func:`xent_fast.cross_
 ============== ===============================================================================
 field          value
 ============== ===============================================================================
-MAX            ``max_j z_j`` (``-inf`` when all are ``-inf``)
-SUMEXP         ``sum_j exp(z_j - max)``
-DOT            ``D = sum_j a_j z_j`` (0 for an ignored row)
+MAX            ``m = max_j z_j`` (``-inf`` when all are ``-inf``)
+ONES           the number of ``z_j`` equal to ``m``: the exp-sum's terms ``exp(0) = 1``
+REST           ``sum_j exp(z_j - m)`` over the other ``z_j``
+DOT            ``D = sum_j a_j (z_j - m)`` (0 for an ignored row)
 COEF           ``B = sum_j a_j`` (0 for an ignored row)
 TARGET_WEIGHT  the row's share of the mean's denominator, from one shard: ``weight[t]`` from the
                shard holding class ``t``; 1 from the shard holding class 0 (probabilities)
 COUNTED        1 for a row that is not ignored, from the shard holding class 0
 ============== ===============================================================================
 
-and the loss of a row is ``sample_weight * (B * lse - D + z_loss * lse**2)`` with
-``lse = MAX + log(SUMEXP)`` of the combined partials.  ``eps`` clipping has no shard form (it
-needs the whole row's ``lse`` within the pass) and is not offered.
+and the loss of a row is ``sample_weight * (B * log_sum - D + z_loss * lse**2)`` with
+``log_sum = log(ONES + REST)`` (``log1p(REST)`` when ``ONES == 1``) and ``lse = MAX + log_sum``
+of the combined partials.  The exp(0) terms counted apart and ``D`` relative to the max keep a
+confident row's tiny loss (and its target's gradient) as exact as the unsharded kernel's.
+``eps`` clipping has no shard form (it needs the whole row's ``lse`` within the pass) and is not
+offered.
 
 Examples
 --------
@@ -53,10 +57,10 @@ from . import _validate as v
 from ._api import (_LOG_SOFTMAX, _SOFTMAX, _check_status, _class_rows_layout, _class_targets,
                    _gradient_out, _logit_options, _softmax_rows)
 
-MAX, SUMEXP, DOT, COEF, TARGET_WEIGHT, COUNTED = _kernels.PARTIAL_FIELDS
+MAX, ONES, REST, DOT, COEF, TARGET_WEIGHT, COUNTED = _kernels.PARTIAL_FIELDS
 N_FIELDS = _kernels.N_PARTIALS
 
-__all__ = ["MAX", "SUMEXP", "DOT", "COEF", "TARGET_WEIGHT", "COUNTED", "N_FIELDS",
+__all__ = ["MAX", "ONES", "REST", "DOT", "COEF", "TARGET_WEIGHT", "COUNTED", "N_FIELDS",
            "shard_partials", "combine_partials", "partials_lse", "mean_denominator",
            "finish_partials", "shard_grad", "shard_log_softmax", "shard_softmax"]
 
@@ -191,9 +195,11 @@ def shard_partials(logits, targets, class_start, num_classes, *, axis=-1, weight
 def combine_partials(*partials):
     """The partials of the union of shards, from the partials of each (same rows, same shape).
 
-    Each row's exp-sums are rescaled to the largest max and added; the other fields add up.  The
-    combination is associative and commutative up to rounding, so partials can be combined in
-    any tree order (and a combination combined again).
+    Each row's exp-sums are rescaled to the largest max and added (the exp(0) terms of the parts
+    at that max still counted apart, the others joining the rest) and each ``D`` moved to that
+    max (``D_k + B_k (m_k - max)``); the other fields add up.  The combination is associative
+    and commutative up to rounding, so partials can be combined in any tree order (and a
+    combination combined again).
 
     Parameters
     ----------
@@ -218,7 +224,7 @@ def combine_partials(*partials):
 
 
 def partials_lse(partials):
-    """Each row's log-sum-exp of the mapped logits, ``MAX + log(SUMEXP)``.
+    """Each row's log-sum-exp of the mapped logits, ``MAX + log(ONES + REST)``.
 
     Parameters
     ----------
@@ -263,9 +269,9 @@ def finish_partials(partials, *, reduction="mean", z_loss=0.0, sample_weight=Non
                     return_lse=False, denominator=None, dtype=None):
     """The cross-entropy loss from the combined partials of every shard.
 
-    ``loss_i = sample_weight_i * (B_i * lse_i - D_i + z_loss * lse_i**2)`` for a row that is
-    counted, 0 for an ignored one; the same loss as :func:`xent_fast.cross_entropy` of the whole
-    rows.
+    ``loss_i = sample_weight_i * (B_i * log_sum_i - D_i + z_loss * lse_i**2)`` for a row that
+    is counted (``D`` relative to the row's max, ``lse_i = MAX_i + log_sum_i``), 0 for an ignored
+    one; the same loss as :func:`xent_fast.cross_entropy` of the whole rows.
 
     Parameters
     ----------

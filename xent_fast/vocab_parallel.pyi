@@ -10,7 +10,8 @@ _Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
 _Array = NDArray[np.floating[Any]]
 
 MAX: int
-SUMEXP: int
+ONES: int
+REST: int
 DOT: int
 COEF: int
 TARGET_WEIGHT: int
