@@ -294,17 +294,20 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 }
 
 /* exp(x) for the terms of a sum that holds a 1 (x = x_j - max <= 0), and for kept values.
- * Without AVX-512, 2^k is built in one step from exponent bits, which needs a normal result: the
- * input is clamped at the floor (2^-126, 2^-1022) and -inf gives 1e-38 (1e-308), which the sums
- * leave out (add_term) and kept values flush (exp_kept).  With AVX-512, vscalef applies 2^k,
- * rounding subnormal results, and the input is clamped lower, where the result is exactly 0. */
+ * Without AVX-512, 2^k is built in one step from exponent bits, which needs k >= -127 (float32;
+ * k >= -1022 in float64): the input is clamped there.  Below the floor (2^-126, 2^-1022) the
+ * result is not exp's, and kept values flush it (exp_kept).  In float32 the clamp sits where
+ * k = -127, whose exponent bits are 0, so the result is exactly 0 from about -87.7 down (-inf
+ * included) and the sums can add every term without leaving the deep ones out (add_term); the
+ * float64 sums leave out the 1e-308 that -inf gives.  With AVX-512, vscalef applies 2^k, rounding
+ * subnormal results, and the input is clamped lower, where the result is exactly 0. */
 #define XENT_EXP_TERM_FLOOR_F32 -87.0f
 #define XENT_EXP_TERM_FLOOR_F64 -708.0
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
 #define XENT_EXP_TERM_CLAMP_F32 -110.0f /* exp(-110) < 2^-151: rounds to 0 */
 #define XENT_EXP_TERM_CLAMP_F64 -750.0  /* exp(-750) < 2^-1076: rounds to 0 */
 #else
-#define XENT_EXP_TERM_CLAMP_F32 XENT_EXP_TERM_FLOOR_F32
+#define XENT_EXP_TERM_CLAMP_F32 -88.0f /* rounds to k = -127: 2^k's bits, and the result, are 0 */
 #define XENT_EXP_TERM_CLAMP_F64 XENT_EXP_TERM_FLOOR_F64
 #endif
 
