@@ -408,3 +408,30 @@ def test_options_on_irregular_rows(C, dtype, rng):
     assert_close(loss[finite], rl[finite], rtol, rtol, "losses with gradient")
     assert_close(g[finite], rg[finite], rtol, rtol, "gradient rows")
     assert np.isnan(g[4]).all()
+
+
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+@pytest.mark.parametrize("opts", [{}, dict(softcap=5.0), dict(logit_scale=0.5, z_loss=1e-2)],
+                         ids=["plain", "softcap", "scale+z_loss"])
+@pytest.mark.parametrize("dtype", HALF + [np.dtype(np.float32)], ids=HALF_IDS + ["float32"])
+def test_streamed_long_rows_irregular(dtype, opts, strided, rng):
+    # The forward over long rows of another storage type or mapped logits reads them a stretch at
+    # a time, and loads a whole row only for ce_row (masked, +inf, NaN, all-masked rows) and for
+    # the lse of an ignored row: each against the reference.
+    C = 5000
+    x, t = _case(rng, 12, C, dtype)
+    x[0, 1:] = -np.inf
+    t[0] = 0
+    x[2, 3] = np.inf
+    x[4, C // 2] = np.nan
+    x[6, :] = -np.inf
+    x[8, t[8]] = 60.0  # confident
+    x[9, 4097] = 30.0  # the max in the row's last stretch, after the sums were rescaled
+    if strided:
+        x = np.asfortranarray(x)
+    kw = dict(opts, return_lse=True)
+    loss, lse = impl.cross_entropy(x, t, reduction="none", **kw)
+    rl, rlse = ref.cross_entropy(x, t, reduction="none", **kw)
+    assert_close(loss, rl, 2e-6, 2e-6, "losses")
+    assert_close(lse, rlse, 2e-6, 2e-6, "lse")
+    assert np.isnan(loss[4]) and loss[1] == 0 and np.isfinite(lse[1])
