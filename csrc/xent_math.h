@@ -298,9 +298,9 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
  * Without AVX-512, 2^k is built in one step from exponent bits, which needs k >= -127 (float32;
  * k >= -1022 in float64): the input is clamped there.  Below the floor (2^-126, 2^-1022) the
  * result is not exp's, and kept values flush it (exp_kept).  In float32 the clamp sits where
- * k = -127, whose exponent bits are 0, so the result is exactly 0 from about -87.7 down (-inf
- * included) and the sums can add every term without leaving the deep ones out (add_term); the
- * float64 sums leave out the 1e-308 that -inf gives.  With AVX-512, vscalef applies 2^k, rounding
+ * k = -127 (float64: k = -1023), whose exponent bits are 0, so the result is exactly 0 from about
+ * -87.7 (-708.8) down, -inf included, and the sums can add every term without leaving the deep
+ * ones out (add_term).  With AVX-512, vscalef applies 2^k, rounding
  * subnormal results, and the input is clamped lower, where the result is exactly 0. */
 #define XENT_EXP_TERM_FLOOR_F32 -87.0f
 #define XENT_EXP_TERM_FLOOR_F64 -708.0
@@ -309,7 +309,7 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 #define XENT_EXP_TERM_CLAMP_F64 -750.0  /* exp(-750) < 2^-1076: rounds to 0 */
 #else
 #define XENT_EXP_TERM_CLAMP_F32 -88.0f /* rounds to k = -127: 2^k's bits, and the result, are 0 */
-#define XENT_EXP_TERM_CLAMP_F64 XENT_EXP_TERM_FLOOR_F64
+#define XENT_EXP_TERM_CLAMP_F64 -709.0 /* rounds to k = -1023: 2^k's bits, and the result, are 0 */
 #endif
 
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
