@@ -241,7 +241,10 @@ XENT_INLINE vf64 vexp_reduce_f64(vf64 x, vu64 *kbits)
 }
 
 /* exp(r) on |r| <= ln2/2: Cephes expf's polynomial (2 ulp), and the degree-13 Taylor polynomial
- * for double (truncation < 5e-18). */
+ * for double (truncation < 5e-18).  The double one is evaluated by Estrin's scheme (pairs, then
+ * pairs of pairs in r^2 and r^4), not Horner's: its chain of dependent multiply-adds is five long
+ * instead of twelve.  Where exps are summed the loop is bound by that chain's latency, not by the
+ * handful of extra multiplies (the reorder window holds only a few exps in flight). */
 XENT_INLINE vf32 vexp_poly_f32(vf32 r)
 {
     vf32 p = (vf32){0} + 1.9875691500e-4f;
@@ -255,19 +258,17 @@ XENT_INLINE vf32 vexp_poly_f32(vf32 r)
 
 XENT_INLINE vf64 vexp_poly_f64(vf64 r)
 {
-    vf64 p = (vf64){0} + 1.0 / 6227020800.0;
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    return p * (r * r) + r + 1.0;
+    const vf64 r2 = r * r, r4 = r2 * r2;
+    /* q(r) = sum_i r^i / (i + 2)!, i = 0..11, as six pairs, three quads and two steps in r^4 */
+    const vf64 a0 = r * (1.0 / 6.0) + 0.5;
+    const vf64 a1 = r * (1.0 / 120.0) + 1.0 / 24.0;
+    const vf64 a2 = r * (1.0 / 5040.0) + 1.0 / 720.0;
+    const vf64 a3 = r * (1.0 / 362880.0) + 1.0 / 40320.0;
+    const vf64 a4 = r * (1.0 / 39916800.0) + 1.0 / 3628800.0;
+    const vf64 a5 = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
+    const vf64 b0 = a1 * r2 + a0, b1 = a3 * r2 + a2, b2 = a5 * r2 + a4;
+    const vf64 q = (b2 * r4 + b1) * r4 + b0;
+    return q * r2 + r + 1.0;
 }
 
 /* exp over the whole range.  Beyond the clamps exp(x) rounds to 0 or overflows; a NaN fails both
@@ -297,9 +298,9 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
  * Without AVX-512, 2^k is built in one step from exponent bits, which needs k >= -127 (float32;
  * k >= -1022 in float64): the input is clamped there.  Below the floor (2^-126, 2^-1022) the
  * result is not exp's, and kept values flush it (exp_kept).  In float32 the clamp sits where
- * k = -127, whose exponent bits are 0, so the result is exactly 0 from about -87.7 down (-inf
- * included) and the sums can add every term without leaving the deep ones out (add_term); the
- * float64 sums leave out the 1e-308 that -inf gives.  With AVX-512, vscalef applies 2^k, rounding
+ * k = -127 (float64: k = -1023), whose exponent bits are 0, so the result is exactly 0 from about
+ * -87.7 (-708.8) down, -inf included, and the sums can add every term without leaving the deep
+ * ones out (add_term).  With AVX-512, vscalef applies 2^k, rounding
  * subnormal results, and the input is clamped lower, where the result is exactly 0. */
 #define XENT_EXP_TERM_FLOOR_F32 -87.0f
 #define XENT_EXP_TERM_FLOOR_F64 -708.0
@@ -308,7 +309,7 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
 #define XENT_EXP_TERM_CLAMP_F64 -750.0  /* exp(-750) < 2^-1076: rounds to 0 */
 #else
 #define XENT_EXP_TERM_CLAMP_F32 -88.0f /* rounds to k = -127: 2^k's bits, and the result, are 0 */
-#define XENT_EXP_TERM_CLAMP_F64 XENT_EXP_TERM_FLOOR_F64
+#define XENT_EXP_TERM_CLAMP_F64 -709.0 /* rounds to k = -1023: 2^k's bits, and the result, are 0 */
 #endif
 
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
@@ -416,6 +417,26 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
     vu64 kbits;
     vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
     return p * (vf64)((kbits << 52) + (1023ull << 52));
+#endif
+}
+
+/* vexp_term_f64 for terms that are only summed (forward passes), as vexp_sum_term_f32: with AVX2's
+ * FMA, x - k ln2 in one step, one multiply-add fewer in the chain that bounds the loop.  ln2 then
+ * carries its float64 rounding error, 2.3e-17 k: at most 2.4e-14 relative in the deepest terms (k
+ * near -1022), 1e-15 where k > -40; kept values take vexp_term_f64.  AVX-512 has its own. */
+XENT_INLINE vf64 vexp_sum_term_f64(vf64 x)
+{
+#if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+    x = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, x);
+    const double shifter = 6755399441055744.0;
+    vf64 kd = x * 1.4426950408889634074 + shifter;
+    const vu64 kbits = (vu64)kd;
+    kd -= shifter;
+    const vf64 r = (vf64)_mm256_fnmadd_pd((__m256d)kd, _mm256_set1_pd(0.69314718055994530942),
+                                          (__m256d)x);
+    return vexp_poly_f64(r) * (vf64)((kbits << 52) + (1023ull << 52));
+#else
+    return vexp_term_f64(x);
 #endif
 }
 
