@@ -647,3 +647,35 @@ def test_garbage_raises_value_or_type_error_or_matches_reference(call):
                     gl = kwargs.get("grad_loss")
                     atol *= _scale_of(gl) if gl is not None else 1.0
             assert_close(g, e, rtol, atol, "%s output %d" % (name, k))
+
+
+def _one_byte_off(a):
+    """A copy of float64 `a` in a buffer one byte off 8-byte alignment (as an array unpickled
+    from a byte stream can be)."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(np.float64).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def test_unaligned_float64_side_arrays_give_the_aligned_results():
+    # The kernels read class weights, sample weights, upstream gradients and partials as
+    # doubles: an unaligned buffer must reach them as an aligned copy (UBSan checks the reads).
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((9, 7))
+    t = rng.integers(0, 7, 9)
+    w, sw, gl = rng.random(7) + 0.5, rng.random(9), rng.random(9)
+    kw = dict(reduction="none", grad_loss=gl, sample_weight=sw, weight=w)
+    expected = impl.cross_entropy_and_grad(x, t, **kw)
+    got = impl.cross_entropy_and_grad(x, t, **dict(kw, weight=_one_byte_off(w),
+                                                   sample_weight=_one_byte_off(sw),
+                                                   grad_loss=_one_byte_off(gl)))
+    assert_same_bits(got[0], expected[0])
+    assert_same_bits(got[1], expected[1])
+    if not hasattr(impl, "vocab_parallel"):
+        return
+    vp = impl.vocab_parallel
+    parts = vp.shard_partials(x, t, 0, 7, weight=w)
+    assert_same_bits(vp.finish_partials(_one_byte_off(parts), reduction="none"),
+                     vp.finish_partials(parts, reduction="none"))

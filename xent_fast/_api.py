@@ -151,7 +151,7 @@ def _softmax_rows(what, x, axis, out, num_threads, lse=None, name="x"):
     threads = v.thread_count(num_threads)
     if lse is not None:
         row_shape_full = x.shape[:axis] + x.shape[axis + 1:]
-        lse = np.ascontiguousarray(v.row_weights(lse, row_shape_full, "lse", "the rows' shape"))
+        lse = v.contiguous(v.row_weights(lse, row_shape_full, "lse", "the rows' shape"))
     if out is None:
         out = np.empty_like(x, order="K")
     else:
@@ -220,7 +220,7 @@ def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, nu
     if pos_weight is not None:
         pw = v.as_array(pos_weight, "pos_weight")
         if pw.ndim <= 1 and x.ndim >= 1 and pw.size in (1, x.shape[-1]):
-            pw = np.ascontiguousarray(np.broadcast_to(v.as_dtype(pw, x.dtype, "pos_weight"),
+            pw = v.contiguous(np.broadcast_to(v.as_dtype(pw, x.dtype, "pos_weight"),
                                                       x.shape[-1:]))
         else:
             pw = _broadcast_weight(pw, x, "pos_weight")
@@ -229,7 +229,7 @@ def _binary_loss(with_logits, x, targets, eps, weight, pos_weight, reduction, nu
     if out is not None:
         v.output_array(out, x.shape, x.dtype)
         v.no_overlap(out, "out", [x, y], in_place_ok=x if x is x_in else None)
-    xc, yc = np.ascontiguousarray(x), np.ascontiguousarray(y)
+    xc, yc = v.contiguous(x), v.contiguous(y)
     g = None
     if want_grad:
         g = out if out is not None and out.flags.c_contiguous else np.empty(x.shape, x.dtype)
@@ -256,4 +256,4 @@ def _broadcast_weight(weight, x, name):
     except ValueError:
         raise ValueError(f"{name} of shape {w.shape} does not broadcast to the input's shape "
                          f"{x.shape}") from None
-    return np.ascontiguousarray(np.broadcast_to(w, x.shape))
+    return v.contiguous(np.broadcast_to(w, x.shape))

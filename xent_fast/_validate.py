@@ -71,6 +71,12 @@ def kernel_readable(arr):
     return arr
 
 
+def contiguous(arr, dtype=None):
+    """arr as a C-contiguous and aligned array of `dtype` (np.ascontiguousarray keeps an unaligned
+    buffer, such as one unpickled from a byte stream, which the kernels must not read as doubles)."""
+    return np.require(arr, dtype=dtype, requirements=("C", "A"))
+
+
 def as_dtype(value, dtype, name):
     """A real numeric array-like converted to `dtype` (no copy when it already is)."""
     arr = as_array(value, name)
@@ -195,7 +201,7 @@ def class_weight(weight, n_class):
         raise TypeError(f"weight must hold real numbers, got an array of dtype {w.dtype}")
     if w.shape != (n_class,):
         raise ValueError(f"weight must have shape ({n_class},), one per class, got {w.shape}")
-    return np.ascontiguousarray(w, dtype=np.float64)
+    return contiguous(w, np.float64)
 
 
 def output_array(out, shape, dtype, name="out"):
@@ -246,7 +252,7 @@ def upstream_gradient(grad_loss, loss_shape):
                          f"shape {tuple(loss_shape)}") from None
     if len(loss_shape) == 0:
         return np.array([g], dtype=np.float64), 0
-    return np.ascontiguousarray(g, dtype=np.float64).reshape(-1), 1
+    return contiguous(g, dtype=np.float64).reshape(-1), 1
 
 
 def element_strides(arr):

@@ -115,13 +115,13 @@ def _partials(partials, name="partials", row_shape=None):
             or (row_shape is not None and p.shape[:-1] != tuple(row_shape))):
         raise ValueError(f"{name} must have shape {expected} (the partials of shard_partials), "
                          f"got {p.shape}")
-    return np.ascontiguousarray(p, dtype=np.float64)
+    return v.contiguous(p, dtype=np.float64)
 
 
 def _flat_row_weights(sample_weight, row_shape):
     """sample_weight as one contiguous float64 per row, or None."""
     sw = v.row_weights(sample_weight, row_shape)
-    return None if sw is None else np.ascontiguousarray(sw).reshape(-1)
+    return None if sw is None else v.contiguous(sw).reshape(-1)
 
 
 def _denominator(denominator):
