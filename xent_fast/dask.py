@@ -154,9 +154,9 @@ def _row_totals(x, targets, prob_targets, options):
     t_args = ((targets, rows + "c") if prob_targets else (targets, rows)) \
         if targets is not None else (None, None)
     parts = _blockwise(_partials_block, rows + "cf", x, rows + "c", *t_args,
-                         _class_starts(x), "c", new_axes={"f": vp.N_FIELDS},
-                         adjust_chunks={"c": 1}, dtype=np.float64, num_classes=x.shape[-1],
-                         options=options)
+                       _class_starts(x), "c", new_axes={"f": vp.N_FIELDS},
+                       adjust_chunks={"c": 1}, dtype=np.float64, num_classes=x.shape[-1],
+                       options=options)
     return da.reduction(parts, lambda p, axis, keepdims: p, _combine_along,
                         axis=x.ndim - 1, dtype=np.float64, concatenate=True, split_every=4,
                         combine=_combine_along, meta=np.empty((0,) * x.ndim))
@@ -165,11 +165,6 @@ def _row_totals(x, targets, prob_targets, options):
 def _partials_block(x, t, start, num_classes, options):
     p = vp.shard_partials(x, t, int(start[0]), num_classes, **options)
     return p[..., None, :]
-
-
-def _sum_to_scalar(rows, dtype):
-    """The float64 sum of a dask array, as a 0-d dask array of `dtype`."""
-    return rows.sum(dtype=np.float64).astype(dtype)
 
 
 # ---- the cross-entropy ---------------------------------------------------------------------------
@@ -306,19 +301,19 @@ def _cross_entropy(want_grad, logits, targets, axis, weight, ignore_index, reduc
             grad = _part(blocks, 1, dtypes[2], x.chunks)
         else:
             packed = _blockwise(_fused_block, rows + "p", x, rows + "c", t, t_ind, *sw_args,
-                                  new_axes={"p": 2}, dtype=np.float64, options=options)
+                                new_axes={"p": 2}, dtype=np.float64, options=options)
     else:
         part_opts = dict(weight=weight, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, softcap=softcap,
                          logit_scale=logit_scale, num_threads=num_threads)
         total = _row_totals(x, t, prob_targets, part_opts)
         packed = _blockwise(_finish_block, rows + "p", total, rows + "f", *sw_args,
-                              new_axes={"p": 2}, dtype=np.float64, z_loss=z_loss)
+                            new_axes={"p": 2}, dtype=np.float64, z_loss=z_loss)
         if want_grad:
             grad = _blockwise(_grad_block, rows + "c", x, rows + "c", t, t_ind,
-                                _class_starts(x), "c", total, rows + "f", *sw_args, *gl_args,
-                                dtype=dtypes[2], num_classes=x.shape[-1],
-                                options=dict(part_opts, z_loss=z_loss))
+                              _class_starts(x), "c", total, rows + "f", *sw_args, *gl_args,
+                              dtype=dtypes[2], num_classes=x.shape[-1],
+                              options=dict(part_opts, z_loss=z_loss))
     out = _loss_outputs(packed, reduction, den, dtypes, True)
     if grad is not None:
         grad = _move_axis(grad, -1, ax)
@@ -437,7 +432,7 @@ def _softmax_family(transform, shard_transform, x, axis, num_threads):
         rows = _ROW_LETTERS[:xl.ndim - 1]
         lse = _rows_lse(xl, num_threads)
         out = _blockwise(shard_transform, rows + "c", xl, rows + "c", lse, rows,
-                           dtype=dtype, axis=-1, num_threads=num_threads)
+                         dtype=dtype, axis=-1, num_threads=num_threads)
     return _move_axis(out, -1, ax)
 
 
