@@ -339,8 +339,9 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 /* vexp_term_f32 for terms that are only summed (forward passes): with FMA (AVX-512, AVX2), x - k ln2
  * in one step, one multiply-add fewer (the exp-sum loop is bound by them).  ln2 then carries its
  * float32 rounding error, 1.9e-9 k: at most 4e-7 relative error in the deepest terms (k near -150),
- * the ones that weigh least in a sum; kept values (softmax, gradients) take vexp_term_f32.  The
- * AVX2 form also reduces by ln2/8 with a table (below). */
+ * the ones that weigh least in a sum, and at most 2.4e-7 above the kept values' floor (k >= -126),
+ * so that float32's kept values (softmax, gradients) take it too.  The AVX2 form also reduces by
+ * ln2/8 with a table (below). */
 XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
