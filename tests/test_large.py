@@ -125,3 +125,40 @@ def test_more_than_2_to_the_31_elements_in_one_row():
     assert float(loss) == pytest.approx(np.log(C), rel=1e-6)
     with pytest.raises(ValueError, match=str(C)):
         impl.cross_entropy(x, np.array([C]))
+
+
+def _rising_rows(dtype, rng):
+    """Long rows whose running max moves while they are read: one rising across every stretch
+    (more rises than the kernels keep apart before folding them), one all -inf for its first
+    stretches, one whose early part lies 100 below its late max (the early gradient underflows),
+    one with a +inf late, one with a NaN late, one ordinary.  Targets early and late."""
+    C = 70_000
+    x = rng.standard_normal((6, C))
+    x[0] += np.linspace(0.0, 60.0, C)
+    x[1, :5000] = -np.inf
+    x[2, C // 2:] += 100.0
+    x[3, C - 10] = np.inf
+    x[4, C - 10] = np.nan
+    t = np.array([C - 1, 6000, 17, 3, C - 5, C // 3])
+    return x.astype(dtype), t
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_whose_max_moves_while_they_are_read(dtype, in_place, rng):
+    """A long row's gradient is left relative to the max found so far and scaled to the row's
+    at the end: against the reference, also written over the logits (out=logits)."""
+    x, t = _rising_rows(dtype, rng)
+    with np.errstate(all="ignore"):
+        el, eg = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none")
+        ll = impl.cross_entropy(x, t, reduction="none")
+        out = x.copy() if in_place else np.empty_like(x)
+        loss, g = impl.cross_entropy_and_grad(out if in_place else x, t, reduction="none", out=out)
+    assert g is out
+    rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
+    assert_close(loss, el, rtol, 1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(ll, el, rtol, 1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(g, eg, rtol, atol)
+    if dtype == np.float32:  # off target, exp(-100 + ...) is below float32's smallest normal: flushed
+        early = np.delete(g[2, : x.shape[1] // 2], t[2])
+        assert np.all(early == 0)
