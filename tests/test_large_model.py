@@ -435,3 +435,41 @@ def test_streamed_long_rows_irregular(dtype, opts, strided, rng):
     assert_close(loss, rl, 2e-6, 2e-6, "losses")
     assert_close(lse, rlse, 2e-6, 2e-6, "lse")
     assert np.isnan(loss[4]) and loss[1] == 0 and np.isfinite(lse[1])
+    # The gradient of the same rows: streamed too (its exponentials left in the stage relative to
+    # the running max, then scaled and stored in the storage type) unless the logits are mapped,
+    # whose chain rule reads the staged logits; the irregular rows through ce_row.
+    with np.errstate(all="ignore"):
+        gl, g = impl.cross_entropy_and_grad(x, t, reduction="none", **opts)
+        wl, wg = ref.cross_entropy_and_grad(x, t, reduction="none", **opts)
+    assert_close(gl, wl, 2e-6, 2e-6, "losses with the gradient")
+    if not opts:
+        # The confident row's on-target gradient, -(sum of the other terms) / sum, is ~1e-21: the
+        # reference's p_t - 1 rounds it to 0, so its truth is that closed form.
+        z = x[8].astype(np.float64) - 60.0
+        others = np.exp(np.delete(z, t[8])).sum()
+        wg[8, t[8]] = -others / (1.0 + others)
+    if dtype == np.float32:
+        assert_close(g, wg, 2e-6, 2e-7, "gradient")
+    else:
+        _half_close(g, wg, dtype, "gradient")
+
+
+@pytest.mark.parametrize("C", [7, 3000])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softcap_gradient_far_past_the_cap(dtype, C):
+    """Logits far past a soft cap have dz/du = sech^2(u / cap), ~1e-10 at 12 caps, where
+    1 - (z / cap)^2 from the capped logit would round to 0: every entry within its dtype's
+    precision of the float64 closed form, no absolute slack."""
+    cap = 5.0
+    x = np.linspace(-3.0, 3.0, C)
+    x[0], x[1], x[2] = 60.0, -60.0, 12.0
+    x = x.astype(dtype).reshape(1, C)
+    t = np.array([3])
+    _, g = impl.cross_entropy_and_grad(x, t, softcap=cap)
+    u = x[0].astype(np.float64)
+    z = cap * np.tanh(u / cap)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    p[3] -= 1.0
+    want = p / np.cosh(u / cap) ** 2
+    assert_close(g[0], want, 1e-5 if dtype == np.float32 else 1e-12, 0)
