@@ -162,3 +162,21 @@ def test_rows_whose_max_moves_while_they_are_read(dtype, in_place, rng):
     if dtype == np.float32:  # off target, exp(-100 + ...) is below float32's smallest normal: flushed
         early = np.delete(g[2, : x.shape[1] // 2], t[2])
         assert np.all(early == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_whose_max_moves_with_upstream_gradients_of_either_sign(dtype, rng):
+    """The parts of such rows summed before the max moved are scaled by the upstream gradient
+    times exp(running max - max), flushed only where that product is below the smallest normal
+    number in magnitude: a negative upstream gradient scales them too."""
+    x, t = _rising_rows(dtype, rng)
+    grad_loss = np.array([-1.5, 0.5, -0.25, 1.0, -2.0, -0.75])
+    with np.errstate(all="ignore"):
+        el, eg = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none",
+                                            grad_loss=grad_loss)
+        loss, g = impl.cross_entropy_and_grad(x, t, reduction="none", grad_loss=grad_loss)
+        _, g_mean = impl.cross_entropy_and_grad(x, t, grad_loss=-3.0)
+        _, eg_mean = ref.cross_entropy_and_grad(x.astype(np.float64), t, grad_loss=-3.0)
+    rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
+    assert_close(g, eg, rtol, atol)
+    assert_close(g_mean, eg_mean, rtol, atol)
