@@ -143,16 +143,25 @@ def _rising_rows(dtype, rng):
     return x.astype(dtype), t
 
 
+def _rising_rows_masked_target(dtype, rng):
+    """_rising_rows with row 1's target among its leading -inf logits."""
+    x, t = _rising_rows(dtype, rng)
+    t[1] = 100
+    return x, t
+
+
 @pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_rows_whose_max_moves_while_they_are_read(dtype, in_place, rng):
+@pytest.mark.parametrize("rows", [_rising_rows, _rising_rows_masked_target])
+def test_rows_whose_max_moves_while_they_are_read(rows, dtype, in_place, rng):
     """A long row's gradient is left relative to the max found so far and scaled to the row's
-    at the end: against the reference, also written over the logits (out=logits)."""
-    x, t = _rising_rows(dtype, rng)
+    at the end: against the reference, also written over the logits (out=logits), into an out
+    that held NaNs, and with a target among the leading -inf logits."""
+    x, t = rows(dtype, rng)
     with np.errstate(all="ignore"):
         el, eg = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none")
         ll = impl.cross_entropy(x, t, reduction="none")
-        out = x.copy() if in_place else np.empty_like(x)
+        out = x.copy() if in_place else np.full_like(x, np.nan)  # what out held must not matter
         loss, g = impl.cross_entropy_and_grad(out if in_place else x, t, reduction="none", out=out)
     assert g is out
     rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
