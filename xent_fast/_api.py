@@ -7,6 +7,8 @@ them to xent_fast._kernels.  Three kernel families sit behind the twelve functio
 ``_logsumexp`` (log_softmax, softmax; logsumexp) and ``_binary_loss`` (both binary
 cross-entropies).
 """
+import math
+
 import numpy as np
 
 from . import _kernels
@@ -124,7 +126,7 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
 
     n_class, row_shape, x_s, t_s, y_s, g_s, sw_s = _class_rows_layout(x, axis, index_t, prob_t,
                                                                        g, sw)
-    n_rows = int(np.prod(row_shape_full))
+    n_rows = math.prod(row_shape_full)
     loss_rows = np.empty(n_rows, np.float64) if code == 0 else None
     lse_rows = np.empty(n_rows, np.float64) if return_lse else None
     status, loss, bad_row, bad_value = _kernels.cross_entropy(
@@ -181,7 +183,7 @@ def _logsumexp(x, axis, keepdims, num_threads):
     axes = v.reduced_axes(axis, x.ndim)
     threads = v.thread_count(num_threads)
     kept_shape = tuple(n for d, n in enumerate(x.shape) if d not in axes)
-    n_reduced = int(np.prod([x.shape[d] for d in axes]))
+    n_reduced = math.prod(x.shape[d] for d in axes)
     if n_reduced == 0:  # the log of an empty sum, as SciPy and PyTorch
         res = np.full(kept_shape, -np.inf, compute)
     elif x.size == 0:
@@ -190,7 +192,7 @@ def _logsumexp(x, axis, keepdims, num_threads):
         # a view unless the reduced axes cannot be merged in place (then a copy)
         rows = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
         rows = rows.reshape(kept_shape + (n_reduced,))
-        res = np.empty(int(np.prod(kept_shape)), np.float64)
+        res = np.empty(math.prod(kept_shape), np.float64)
         n_class, row_shape, (x_s,) = rows_layout(rows.shape, rows.ndim - 1,
                                                  [v.element_strides(rows)])
         status = _kernels.softmax_rows(v.dtype_code(x.dtype), _LOGSUMEXP, n_class, row_shape,

@@ -4,6 +4,7 @@ Each check raises ValueError or TypeError with a message that names the argument
 output is written.  Arrays are turned into what the kernels accept (float32/float64, aligned,
 strides in whole elements) without copying whenever the input already is.
 """
+import math
 import numbers
 import operator
 
@@ -104,7 +105,7 @@ def finite_option(value, name, positive=False, nonnegative=False, nonzero=False)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and not value > 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
