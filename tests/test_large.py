@@ -173,6 +173,37 @@ def test_rows_whose_max_moves_while_they_are_read(rows, dtype, in_place, rng):
         assert np.all(early == 0)
 
 
+@pytest.mark.parametrize("scale", [0.37, 3.0, -0.5])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_whose_max_moves_under_a_logit_scale(dtype, scale, rng):
+    """A positive logit scale alone is folded into the exp pass of long contiguous rows (their
+    maxima taken on the logits, then scaled); a negative one maps the rows first.  Either way the
+    forward, its lse and the gradient follow the reference on rows whose max moves."""
+    x, t = _rising_rows(dtype, rng)
+    with np.errstate(all="ignore"):
+        el, else_ = ref.cross_entropy(x.astype(np.float64), t, reduction="none",
+                                      logit_scale=scale, return_lse=True)
+        _, eg = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none",
+                                           logit_scale=scale)
+        loss, lse = impl.cross_entropy(x, t, reduction="none", logit_scale=scale, return_lse=True)
+        gl, g = impl.cross_entropy_and_grad(x, t, reduction="none", logit_scale=scale)
+    tol = 1e-5 if dtype == np.float32 else 1e-11
+    assert_close(loss, el, tol, 1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(lse, else_, tol, 1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(gl, el, tol, 1e-6 if dtype == np.float32 else 1e-12)
+    # each exp(z - max) carries the rounding of z = scale x and of the max in the compute type
+    z_max = np.abs(scale * x[np.isfinite(x)].astype(np.float64)).max()
+    g_tol = max(tol, 2.0 * np.finfo(dtype).eps * z_max)
+    assert_close(g, eg, g_tol, 1e-9 if dtype == np.float32 else 1e-17)
+    # A confident row, its max mid-row: its loss (~1e-8) is the sum of its small terms, which an
+    # exp(0) term added among them in float32 (the max's chunk missed) would swallow.
+    c = (rng.standard_normal((1, x.shape[1])) / abs(scale)).astype(dtype)
+    c[0, 40_000] = 30.0 / abs(scale)
+    (cl,), (rl,) = (f.cross_entropy(c, np.array([40_000]), reduction="none",
+                                    logit_scale=abs(scale)) for f in (impl, ref))
+    assert 0 < rl < 1e-7 and abs(cl / rl - 1) < 1e-5, (cl, rl)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_rows_whose_max_moves_with_upstream_gradients_of_either_sign(dtype, rng):
     """The parts of such rows summed before the max moved are scaled by the upstream gradient
