@@ -336,17 +336,21 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 #endif
 }
 
-/* vexp_term_f32 for terms that are only summed (forward passes): with FMA (AVX-512, AVX2), x - k ln2
- * in one step, one multiply-add fewer (the exp-sum loop is bound by them).  ln2 then carries its
- * float32 rounding error, 1.9e-9 k: at most 4e-7 relative error in the deepest terms (k near -150),
- * the ones that weigh least in a sum, and at most 2.4e-7 above the kept values' floor (k >= -126),
- * so that float32's kept values (softmax, gradients) take it too.  The AVX2 form also reduces by
- * ln2/8 with a table (below). */
-XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
+/* vexp_term_f32 for terms that are only summed (forward passes), of a scaled argument: exp(s d)
+ * for s > 0 (a logit scale folded into the exp pass; vexp_sum_term_f32 is s = 1, where the scaling
+ * folds away).  With FMA (AVX-512, AVX2), x - k ln2 in one step, one multiply-add fewer (the
+ * exp-sum loop is bound by them).  ln2 then carries its float32 rounding error, 1.9e-9 k: at most
+ * 4e-7 relative error in the deepest terms (k near -150), the ones that weigh least in a sum, and
+ * at most 2.4e-7 above the kept values' floor (k >= -126), so that float32's kept values (softmax,
+ * gradients) take it too.  The AVX2 form also reduces by ln2/8 with a table (below).  k is taken
+ * from d (by the constant s / ln2) and x = s d beside it, so that the scaling is no step of the
+ * chain of dependent operations; the clamp on d is the clamp on x, divided by s. */
+XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-    x = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32, x);
-    const vf32 kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    d = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32 / s, d);
+    const vf32 x = s * d;
+    const vf32 kf = (d * (1.44269504088896341f * s) + 12582912.0f) - 12582912.0f;
     const vf32 r = (vf32)_mm512_fnmadd_ps((__m512)kf, _mm512_set1_ps(0.693147180559945309f), (__m512)x);
     vf32 p = (vf32){0} + 8.290315046906471e-3f;
     p = p * r + 4.189793020486832e-2f;
@@ -365,8 +369,9 @@ XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
      * vexp_term_f32; terms between there and 2^-126 come out below 2^-126, but not exp's value. */
     static const uint32_t table[8] = {0x3F800000u, 0x3F7B95C2u, 0x3F7837F0u, 0x3F75FED7u,
                                       0x3F7504F3u, 0x3F75672Au, 0x3F7744FDu, 0x3F7AC0C7u};
-    x = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32, x);
-    const vf32 shifted = x * 11.541560327111707f + 12582912.0f; /* 8 / ln2 */
+    d = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32 / s, d);
+    const vf32 x = s * d;
+    const vf32 shifted = d * (11.541560327111707f * s) + 12582912.0f; /* 8 / ln2 */
     const vf32 kf = shifted - 12582912.0f;
     const vf32 r = (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.0866433975699932f), (__m256)x);
     vf32 p = (vf32){0} + 0.166642963886261f;
@@ -376,9 +381,11 @@ XENT_INLINE vf32 vexp_sum_term_f32(vf32 x)
     const vu32 t = (vu32)_mm256_permutevar8x32_ps(_mm256_loadu_ps((const float *)table), (__m256i)shifted);
     return p * (vf32)(((vu32)shifted << 20) + t); /* the shifter's own bits shift out */
 #else
-    return vexp_term_f32(x);
+    return vexp_term_f32(s * d);
 #endif
 }
+
+XENT_INLINE vf32 vexp_sum_term_f32(vf32 x) { return vexp_sum_term_scaled_f32(x, 1.0f); }
 
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
 {
@@ -421,25 +428,29 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
 #endif
 }
 
-/* vexp_term_f64 for terms that are only summed (forward passes), as vexp_sum_term_f32: with AVX2's
- * FMA, x - k ln2 in one step, one multiply-add fewer in the chain that bounds the loop.  ln2 then
- * carries its float64 rounding error, 2.3e-17 k: at most 2.4e-14 relative in the deepest terms (k
- * near -1022), 1e-15 where k > -40; kept values take vexp_term_f64.  AVX-512 has its own. */
-XENT_INLINE vf64 vexp_sum_term_f64(vf64 x)
+/* vexp_term_f64 for terms that are only summed (forward passes), as vexp_sum_term_scaled_f32:
+ * exp(s d), s > 0, with AVX2's FMA x - k ln2 in one step, one multiply-add fewer in the chain that
+ * bounds the loop.  ln2 then carries its float64 rounding error, 2.3e-17 k: at most 2.4e-14
+ * relative in the deepest terms (k near -1022), 1e-15 where k > -40; kept values take
+ * vexp_term_f64.  AVX-512 has its own (vexp_term_f64). */
+XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
-    x = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, x);
+    d = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64 / s, d);
+    const vf64 x = s * d;
     const double shifter = 6755399441055744.0;
-    vf64 kd = x * 1.4426950408889634074 + shifter;
+    vf64 kd = d * (1.4426950408889634074 * s) + shifter;
     const vu64 kbits = (vu64)kd;
     kd -= shifter;
     const vf64 r = (vf64)_mm256_fnmadd_pd((__m256d)kd, _mm256_set1_pd(0.69314718055994530942),
                                           (__m256d)x);
     return vexp_poly_f64(r) * (vf64)((kbits << 52) + (1023ull << 52));
 #else
-    return vexp_term_f64(x);
+    return vexp_term_f64(s * d);
 #endif
 }
+
+XENT_INLINE vf64 vexp_sum_term_f64(vf64 x) { return vexp_sum_term_scaled_f64(x, 1.0); }
 
 /* Float64 log of positive, normal, finite x within 1 ulp: fdlibm's e_log.c reduction
  * x = 2^e m, m in [sqrt(1/2), sqrt(2)), and its polynomial Lg1..Lg7 in s = (m-1)/(m+1). */
