@@ -343,8 +343,11 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
  * 4e-7 relative error in the deepest terms (k near -150), the ones that weigh least in a sum, and
  * at most 2.4e-7 above the kept values' floor (k >= -126), so that float32's kept values (softmax,
  * gradients) take it too.  The AVX2 form also reduces by ln2/8 with a table (below).  k is taken
- * from d (by the constant s / ln2) and x = s d beside it, so that the scaling is no step of the
- * chain of dependent operations; the clamp on d is the clamp on x, divided by s. */
+ * from d (by the constant s / ln2), and the clamp on d is the clamp on x = s d divided by s.  The
+ * AVX-512 form forms x = s d beside k, off the chain of dependent operations; the AVX2 form, whose
+ * loop is bound by multiplies, does not form it: r = s (d - k ln2 / s), the factor s taken into the
+ * polynomial's coefficients (s^i c_i), so that a scale costs no operation.  ln2 / s then carries a
+ * rounding error of the size of rounding s d (1.2e-7 |s d| at most, in the exponent). */
 XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
@@ -370,13 +373,13 @@ XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
     static const uint32_t table[8] = {0x3F800000u, 0x3F7B95C2u, 0x3F7837F0u, 0x3F75FED7u,
                                       0x3F7504F3u, 0x3F75672Au, 0x3F7744FDu, 0x3F7AC0C7u};
     d = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32 / s, d);
-    const vf32 x = s * d;
     const vf32 shifted = d * (11.541560327111707f * s) + 12582912.0f; /* 8 / ln2 */
     const vf32 kf = shifted - 12582912.0f;
-    const vf32 r = (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.0866433975699932f), (__m256)x);
-    vf32 p = (vf32){0} + 0.166642963886261f;
-    p = p * r + 0.5000648498535156f;
-    p = p * r + 1.0f;
+    /* r = s d - kf ln2/8 as s (d - kf ln2/(8 s)), the factor s taken into the coefficients */
+    const vf32 r = (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.0866433975699932f / s), (__m256)d);
+    vf32 p = (vf32){0} + 0.166642963886261f * (s * s * s);
+    p = p * r + 0.5000648498535156f * (s * s);
+    p = p * r + s;
     p = p * r + 1.0f;
     const vu32 t = (vu32)_mm256_permutevar8x32_ps(_mm256_loadu_ps((const float *)table), (__m256i)shifted);
     return p * (vf32)(((vu32)shifted << 20) + t); /* the shifter's own bits shift out */
