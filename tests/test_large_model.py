@@ -322,6 +322,28 @@ def test_return_lse(rng):
     assert lse64.dtype == np.float64
 
 
+@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1), dict(weight="classes", z_loss=1e-3),
+                                  dict(softcap=4.0, logit_scale=0.5)], ids=repr)
+@pytest.mark.parametrize("C", [5, 100, 3000])
+@pytest.mark.parametrize("dtype", HALF + [np.dtype(np.float32), np.dtype(np.float64)],
+                         ids=HALF_IDS + ["float32", "float64"])
+def test_ignored_rows_lse_beside_their_zero_gradient(dtype, C, opts, rng):
+    """An ignored row's lse is its logits' also where its zero gradient goes over them: out=logits,
+    or the float32 copy a half-precision row is computed in."""
+    x, t = _case(rng, 6, C, dtype)
+    t[4] = -100
+    kw = _options(opts, rng, 6, C)
+    _, _, want = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none",
+                                            return_lse=True, **kw)
+    tol = (1e-12, 1e-12) if dtype == np.float64 else (2e-6, 1e-6)
+    for in_place in (False, True):
+        y = x.copy()
+        _, g, lse = impl.cross_entropy_and_grad(y, t, reduction="none", return_lse=True,
+                                                out=y if in_place else None, **kw)
+        assert_close(lse, want, *tol, err_msg="in place" if in_place else "")
+        assert not np.asarray(g, np.float64)[[1, 4]].any()
+
+
 @pytest.mark.parametrize("C", [4, 300])
 def test_softcap_bounds_the_logits(C, rng):
     # huge and infinite logits are capped: finite loss and gradient (masked classes are no
