@@ -366,6 +366,32 @@ def test_all_rows_ignored_mean_is_nan_and_grad_zero(name, rng):
     np.testing.assert_array_equal(g, np.zeros_like(x))
 
 
+@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1), dict(z_loss=0.1), dict(softcap=3.0),
+                                  dict(sample_weight="zeros", weight=None), dict(axis=0)], ids=repr)
+@pytest.mark.parametrize("N, C", [(4, 3), (9, 8), (70, 3), (70, 50), (5, 3000)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mean_over_no_weight_is_nan_in_every_kept_row(dtype, N, C, opts, rng):
+    """'mean' with every kept row of weight 0 is 0 / 0: NaN, and so is the gradient of each row
+    that is not ignored (as the reference, and PyTorch); ignored rows keep gradient 0."""
+    x = rng.standard_normal((N, C)).astype(dtype)
+    t = np.zeros(N, np.int64)
+    t[1] = -100
+    w = np.zeros(C)
+    w[-1] = 1.0  # a weight on a class no row targets
+    kw = dict(dict(weight=w), **opts)
+    if kw.get("sample_weight") == "zeros":
+        kw["sample_weight"] = np.zeros(N)
+    if kw.get("axis") == 0:
+        x = np.ascontiguousarray(x.T)
+    loss, g = impl.cross_entropy_and_grad(x, t, **kw)
+    want_loss, want_g = ref.cross_entropy_and_grad(x, t, **kw)
+    assert np.isnan(loss) and np.isnan(want_loss)
+    rows = g.T if kw.get("axis") == 0 else g
+    kept = np.arange(N) != 1
+    assert np.isnan(rows[kept]).all() and (rows[~kept] == 0).all()
+    np.testing.assert_array_equal(np.isnan(g), np.isnan(want_g))
+
+
 @pytest.mark.parametrize("name", GRAD_NAMES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_grad_loss_scales_the_gradient(name, dtype, rng):
