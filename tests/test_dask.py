@@ -91,6 +91,24 @@ def test_cross_entropy_and_grad_match_numpy(client, chunks, opts, reduction):
         assert g.dtype == e.dtype and g.shape == e.shape
 
 
+@pytest.mark.parametrize("chunks", [(5, 29), (4, 8)])
+def test_mean_over_no_weight(client, chunks):
+    """Every kept row of weight 0: the 'mean' and the kept rows' gradient are NaN, as in the
+    NumPy API, computed without NumPy's division warnings (checked in-process)."""
+    import warnings
+
+    _, x, t = _data(np.float32)
+    w = np.zeros(x.shape[1])
+    X = da.from_array(x, chunks=chunks)
+    expected = xent_fast.cross_entropy_and_grad(x, t, weight=w)
+    got = dask.compute(*xd.cross_entropy_and_grad(X, t, weight=w))
+    assert np.isnan(got[0]) and type(got[0]) is type(expected[0])
+    np.testing.assert_array_equal(np.isnan(got[1]), np.isnan(expected[1]))
+    with warnings.catch_warnings(), dask.config.set(scheduler="synchronous"):
+        warnings.simplefilter("error")
+        assert np.isnan(xd.cross_entropy(X, t, weight=w).compute())
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, ml_dtypes.bfloat16])
 @pytest.mark.parametrize("chunks", [(5, 29), (4, 8)])
 def test_dtypes(client, dtype, chunks):

@@ -231,6 +231,17 @@ def _block_denominator(t, sw=None, class_w=None, ignore_index=-100):
     return np.full((1,) * t.ndim, den)
 
 
+def _quiet_divide(value, den):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return value / den
+
+
+def _over(value, den):
+    """value / den, lazily; a mean over no weight (den 0) is NaN, as in NumPy's API, without
+    NumPy's division warnings."""
+    return da.map_blocks(_quiet_divide, da.asarray(value), den, dtype=np.float64)
+
+
 def _row_scale(reduction, grad_loss, den, row_shape, row_chunks):
     """The per-row upstream gradient that makes a 'none' kernel call give the reduction's
     gradient: grad_loss / den for 'mean', grad_loss for 'sum', grad_loss's rows for 'none'."""
@@ -239,7 +250,7 @@ def _row_scale(reduction, grad_loss, den, row_shape, row_chunks):
         return _with_row_chunks(gl, row_chunks, row_shape, "grad_loss").astype(np.float64)
     ones = da.ones(row_shape, chunks=row_chunks, dtype=np.float64)
     gl = gl if isinstance(gl, da.Array) else float(gl)
-    return ones * (gl / den) if reduction == "mean" else ones * gl
+    return ones * _over(gl, den) if reduction == "mean" else ones * gl
 
 
 def _loss_outputs(packed, reduction, den, dtypes, return_lse):
@@ -249,7 +260,7 @@ def _loss_outputs(packed, reduction, den, dtypes, return_lse):
         loss = loss_rows.astype(dtypes[0])
     else:
         total = loss_rows.sum(dtype=np.float64)
-        loss = (total / den if reduction == "mean" else total).astype(dtypes[0])
+        loss = (_over(total, den) if reduction == "mean" else total).astype(dtypes[0])
     return (loss, packed[..., 1].astype(dtypes[1])) if return_lse else loss
 
 
