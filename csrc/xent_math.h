@@ -376,7 +376,8 @@ XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
     const vf32 shifted = d * (11.541560327111707f * s) + 12582912.0f; /* 8 / ln2 */
     const vf32 kf = shifted - 12582912.0f;
     /* r = s d - kf ln2/8 as s (d - kf ln2/(8 s)), the factor s taken into the coefficients */
-    const vf32 r = (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.0866433975699932f / s), (__m256)d);
+    const vf32 r =
+        (vf32)_mm256_fnmadd_ps((__m256)kf, _mm256_set1_ps(0.0866433975699932f / s), (__m256)d);
     vf32 p = (vf32){0} + 0.166642963886261f * (s * s * s);
     p = p * r + 0.5000648498535156f * (s * s);
     p = p * r + s;

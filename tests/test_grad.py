@@ -366,8 +366,9 @@ def test_all_rows_ignored_mean_is_nan_and_grad_zero(name, rng):
     np.testing.assert_array_equal(g, np.zeros_like(x))
 
 
-@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1), dict(z_loss=0.1), dict(softcap=3.0),
-                                  dict(sample_weight="zeros", weight=None), dict(axis=0)], ids=repr)
+@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1), dict(z_loss=0.1),
+                                  dict(softcap=3.0), dict(sample_weight="zeros", weight=None),
+                                  dict(axis=0)], ids=repr)
 @pytest.mark.parametrize("N, C", [(4, 3), (9, 8), (70, 3), (70, 50), (5, 3000)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_mean_over_no_weight_is_nan_in_every_kept_row(dtype, N, C, opts, rng):

@@ -322,7 +322,8 @@ def test_return_lse(rng):
     assert lse64.dtype == np.float64
 
 
-@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1), dict(weight="classes", z_loss=1e-3),
+@pytest.mark.parametrize("opts", [{}, dict(label_smoothing=0.1),
+                                  dict(weight="classes", z_loss=1e-3),
                                   dict(softcap=4.0, logit_scale=0.5)], ids=repr)
 @pytest.mark.parametrize("C", [5, 100, 3000])
 @pytest.mark.parametrize("dtype", HALF + [np.dtype(np.float32), np.dtype(np.float64)],
