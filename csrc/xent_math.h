@@ -271,12 +271,14 @@ XENT_INLINE vf64 vexp_poly_f64(vf64 r)
     return q * r2 + r + 1.0;
 }
 
-/* exp over the whole range.  Beyond the clamps exp(x) rounds to 0 or overflows; a NaN fails both
+/* exp over the whole range.  Above the upper clamp exp(x) overflows; a NaN fails both
  * comparisons and flows through.  2^k is applied in two halves so that subnormal results round
- * instead of flushing to zero. */
+ * instead of flushing to zero.  The lower clamp is where the first half's exponent bits are 0
+ * (k = -254; -2046 in float64): from there down, -inf included, the result is exactly 0 without an
+ * underflow, which would cost a microcode assist on Intel cores (see XENT_EXP_TERM_FLOOR_F32). */
 XENT_INLINE vf32 vexp_f32(vf32 x)
 {
-    x = vmin_f32((vf32){0} + 89.0f, vmax_f32((vf32){0} - 104.0f, x));
+    x = vmin_f32((vf32){0} + 89.0f, vmax_f32((vf32){0} - 176.0f, x));
     vu32 kbits;
     vf32 p = vexp_poly_f32(vexp_reduce_f32(x, &kbits));
     vi32 k = (vi32)(kbits - 0x4B400000u);
@@ -286,7 +288,7 @@ XENT_INLINE vf32 vexp_f32(vf32 x)
 
 XENT_INLINE vf64 vexp_f64(vf64 x)
 {
-    x = vmin_f64((vf64){0} + 710.0, vmax_f64((vf64){0} - 746.0, x));
+    x = vmin_f64((vf64){0} + 710.0, vmax_f64((vf64){0} - 1418.0, x));
     vu64 kbits;
     vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
     vi64 k = (vi64)(kbits - 0x4338000000000000ull);
@@ -294,24 +296,30 @@ XENT_INLINE vf64 vexp_f64(vf64 x)
     return p * (vf64)((vu64)(k1 + 1023) << 52) * (vf64)((vu64)(k2 + 1023) << 52);
 }
 
-/* exp(x) for the terms of a sum that holds a 1 (x = x_j - max <= 0), and for kept values.
- * Without AVX-512, 2^k is built in one step from exponent bits, which needs k >= -127 (float32;
- * k >= -1022 in float64): the input is clamped there.  Below the floor (2^-126, 2^-1022) the
- * result is not exp's, and kept values flush it (exp_kept).  In float32 the clamp sits where
- * k = -127 (float64: k = -1023), whose exponent bits are 0, so the result is exactly 0 from about
- * -87.7 (-708.8) down, -inf included, and the sums can add every term without leaving the deep
- * ones out (add_term).  With AVX-512, vscalef applies 2^k, rounding
- * subnormal results, and the input is clamped lower, where the result is exactly 0. */
+/* exp(x) for the terms of a sum that holds a 1 (x = x_j - max <= 0), and for kept values.  Below
+ * the floor (-87 in float32, -708 in float64, where exp is still a normal number) a term need not
+ * be exp's: a sum that holds a 1 cannot see it, and kept values flush it to 0 (exp_kept).  It must
+ * cost nothing, though, and such lanes are common (masked classes at -inf, the lanes past a row's
+ * end in its last partial vector): a result that underflows takes a microcode assist on Intel
+ * cores, hundreds of cycles an instruction, and flush-to-zero, which would avoid it, is not IEEE.
+ * Without AVX-512, 2^k is built in one step from exponent bits, and the input is clamped where
+ * k = -127 (float32; -1023 in float64): those bits are 0, and so is the result, exactly, from
+ * about -87.7 (-708.8) down; between there and the floor it is below 2^-126 (2^-1022) but not
+ * exp's value.  With AVX-512, vscalef applies 2^k, and the lanes below the floor are left out of
+ * it by a zeroing mask (a masked-out lane raises no exception and takes no assist): exactly 0 from
+ * the floor down, with nothing clamped (the masked lanes may hold NaN or inf on the way). */
 #define XENT_EXP_TERM_FLOOR_F32 -87.0f
 #define XENT_EXP_TERM_FLOOR_F64 -708.0
-#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-#define XENT_EXP_TERM_CLAMP_F32 -110.0f /* exp(-110) < 2^-151: rounds to 0 */
-#define XENT_EXP_TERM_CLAMP_F64 -750.0  /* exp(-750) < 2^-1076: rounds to 0 */
-#else
 #define XENT_EXP_TERM_CLAMP_F32 -88.0f /* rounds to k = -127: 2^k's bits, and the result, are 0 */
 #define XENT_EXP_TERM_CLAMP_F64 -709.0 /* rounds to k = -1023: 2^k's bits, and the result, are 0 */
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+#define XENT_AT_OR_ABOVE_F32(x, floor) \
+    _mm512_cmp_ps_mask((__m512)(x), _mm512_set1_ps(floor), _CMP_NLT_UQ) /* NaN lanes kept */
+#define XENT_AT_OR_ABOVE_F64(x, floor) \
+    _mm512_cmp_pd_mask((__m512d)(x), _mm512_set1_pd(floor), _CMP_NLT_UQ)
 #endif
 
+/* Without AVX-512 (which has vexp_sum_term_scaled_f32 instead). */
 XENT_INLINE vf32 vexp_term_f32(vf32 x)
 {
     /* The same Cody-Waite reduction as vexp_f32 (exact also without FMA), then exp(r) by a degree-5
@@ -326,24 +334,16 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
     p = p * r + 4.999915063381195e-1f;
     p = p * r + 9.999997019767761e-1f;
     p = p * r + 1.0f;
-#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-    /* p * 2^k in one instruction (vscalefps), the same correctly rounded product; k comes back
-     * from the shifter's low bits as the float k = (shifter + k) - shifter. */
-    const vf32 kf = (vf32)kbits - 12582912.0f;
-    return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
-#else
     return p * (vf32)((kbits << 23) + (127u << 23)); /* the shifter's own bits shift out */
-#endif
 }
 
 /* vexp_term_f32 for terms that are only summed (forward passes), of a scaled argument: exp(s d)
  * for s > 0 (a logit scale folded into the exp pass; vexp_sum_term_f32 is s = 1, where the scaling
  * folds away).  With FMA (AVX-512, AVX2), x - k ln2 in one step, one multiply-add fewer (the
  * exp-sum loop is bound by them).  ln2 then carries its float32 rounding error, 1.9e-9 k: at most
- * 4e-7 relative error in the deepest terms (k near -150), the ones that weigh least in a sum, and
- * at most 2.4e-7 above the kept values' floor (k >= -126), so that float32's kept values (softmax,
- * gradients) take it too.  The AVX2 form also reduces by ln2/8 with a table (below).  k is taken
- * from d (by the constant s / ln2), and the clamp on d is the clamp on x = s d divided by s.  The
+ * 2.4e-7 relative error, in the deepest terms above the floor (k >= -126), the ones that weigh
+ * least in a sum, so that float32's kept values (softmax, gradients) take it too.  The AVX2 form also reduces by ln2/8 with a table (below).  k is taken
+ * from d (by the constant s / ln2), and the clamp (floor) on d is x = s d's divided by s.  The
  * AVX-512 form forms x = s d beside k, off the chain of dependent operations; the AVX2 form, whose
  * loop is bound by multiplies, does not form it: r = s (d - k ln2 / s), the factor s taken into the
  * polynomial's coefficients (s^i c_i), so that a scale costs no operation.  ln2 / s then carries a
@@ -351,7 +351,7 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
 XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-    d = vmax_f32((vf32){0} + XENT_EXP_TERM_CLAMP_F32 / s, d);
+    const __mmask16 kept = XENT_AT_OR_ABOVE_F32(d, XENT_EXP_TERM_FLOOR_F32 / s);
     const vf32 x = s * d;
     const vf32 kf = (d * (1.44269504088896341f * s) + 12582912.0f) - 12582912.0f;
     const vf32 r = (vf32)_mm512_fnmadd_ps((__m512)kf, _mm512_set1_ps(0.693147180559945309f), (__m512)x);
@@ -361,7 +361,7 @@ XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
     p = p * r + 4.999915063381195e-1f;
     p = p * r + 9.999997019767761e-1f;
     p = p * r + 1.0f;
-    return (vf32)_mm512_scalef_ps((__m512)p, (__m512)kf);
+    return (vf32)_mm512_maskz_scalef_ps(kept, (__m512)p, (__m512)kf);
 #elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
     /* x = (8 k + j) ln2/8 + r, |r| <= ln2/16: exp(x) = 2^k 2^(j/8) exp(r), 2^(j/8) from an
      * 8-entry table by one lane permute (vpermps reads the low three bits of K = 8 k + j), exp(r)
@@ -393,8 +393,8 @@ XENT_INLINE vf32 vexp_sum_term_f32(vf32 x) { return vexp_sum_term_scaled_f32(x, 
 
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
 {
-    x = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, x);
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+    const __mmask8 kept = XENT_AT_OR_ABOVE_F64(x, XENT_EXP_TERM_FLOOR_F64);
     /* x = (16 k + j) ln2/16 + r, |r| <= ln2/32: exp(x) = 2^k * 2^(j/16) * exp(r), 2^(j/16) from a
      * 16-entry table in two registers (one two-source permute on the shifter's low four bits),
      * exp(r) by its degree-7 Taylor polynomial (truncation < 2e-18): six multiply-adds fewer than
@@ -424,8 +424,9 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
     const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(table), (__m512i)kbits,
                                              _mm512_loadu_pd(table + 8));
     /* vscalef takes floor(kd / 16) = k as the power of two (kd / 16 is exact). */
-    return (vf64)_mm512_scalef_pd((__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
+    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
 #else
+    x = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, x);
     vu64 kbits;
     vf64 p = vexp_poly_f64(vexp_reduce_f64(x, &kbits));
     return p * (vf64)((kbits << 52) + (1023ull << 52));
