@@ -342,12 +342,13 @@ XENT_INLINE vf32 vexp_term_f32(vf32 x)
  * folds away).  With FMA (AVX-512, AVX2), x - k ln2 in one step, one multiply-add fewer (the
  * exp-sum loop is bound by them).  ln2 then carries its float32 rounding error, 1.9e-9 k: at most
  * 2.4e-7 relative error, in the deepest terms above the floor (k >= -126), the ones that weigh
- * least in a sum, so that float32's kept values (softmax, gradients) take it too.  The AVX2 form also reduces by ln2/8 with a table (below).  k is taken
- * from d (by the constant s / ln2), and the clamp (floor) on d is x = s d's divided by s.  The
- * AVX-512 form forms x = s d beside k, off the chain of dependent operations; the AVX2 form, whose
- * loop is bound by multiplies, does not form it: r = s (d - k ln2 / s), the factor s taken into the
- * polynomial's coefficients (s^i c_i), so that a scale costs no operation.  ln2 / s then carries a
- * rounding error of the size of rounding s d (1.2e-7 |s d| at most, in the exponent). */
+ * least in a sum, so that float32's kept values (softmax, gradients) take it too.  The AVX2 form
+ * also reduces by ln2/8 with a table (below).  k is taken from d (by the constant s / ln2), and
+ * the clamp (floor) on d is x = s d's divided by s.  The AVX-512 form forms x = s d beside k,
+ * off the chain of dependent operations; the AVX2 form, whose loop is bound by multiplies, does
+ * not form it: r = s (d - k ln2 / s), the factor s taken into the polynomial's coefficients
+ * (s^i c_i), so that a scale costs no operation.  ln2 / s then carries a rounding error of the
+ * size of rounding s d (1.2e-7 |s d| at most, in the exponent). */
 XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)

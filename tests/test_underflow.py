@@ -68,7 +68,7 @@ def _assert_no_underflow(fn, what):
 def test_the_flags_are_read():
     # the check itself: a float32 product below the smallest normal raises the underflow flag
     tiny = np.float32(1e-30)
-    assert _raised(lambda: np.multiply(tiny, tiny)) .get("underflow")
+    assert _raised(lambda: np.multiply(tiny, tiny)).get("underflow")
 
 
 @pytest.mark.parametrize("C", CLASS_COUNTS)
@@ -107,7 +107,8 @@ def test_softmax_family(rng, C, dtype):
 def test_large_model_options(rng, C, opts):
     x, t, _ = _masked_case(rng, C, np.float32)
     for what, fn in (("forward", impl.cross_entropy), ("gradient", impl.cross_entropy_and_grad)):
-        _assert_no_underflow(lambda: fn(x, t, num_threads=1, **opts), "%s %s (C=%d)" % (what, opts, C))
+        _assert_no_underflow(lambda: fn(x, t, num_threads=1, **opts),
+                             "%s %s (C=%d)" % (what, opts, C))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=["float16", "bfloat16"])
@@ -125,6 +126,27 @@ def test_half_precision_storage(rng, C, dtype):
     if np.dtype(dtype) == np.dtype(ml_dtypes.bfloat16):
         _assert_no_underflow(lambda: impl.cross_entropy_and_grad(x, t, num_threads=1),
                              "gradient (C=%d, bfloat16)" % C)
+
+
+@pytest.mark.parametrize("C", [37, 1001])
+def test_linear_and_vocabulary_shards(rng, C):
+    x, t, _ = _masked_case(rng, C, np.float32)
+    h = rng.standard_normal((len(t), 16)).astype(np.float32)
+    w = (rng.standard_normal((C, 16)) * 0.3).astype(np.float32)
+    _assert_no_underflow(lambda: impl.linear_cross_entropy_and_grad(h, w, t, num_threads=1),
+                         "linear_cross_entropy_and_grad (C=%d)" % C)
+    from xent_fast import vocab_parallel as vp
+
+    cut = C // 3
+    shards = [(x[:, :cut], 0), (x[:, cut:], cut)]
+
+    def sharded():
+        parts = [vp.shard_partials(s, t, a, C, softcap=30.0, num_threads=1) for s, a in shards]
+        total = vp.combine_partials(*parts)
+        for s, a in shards:
+            vp.shard_grad(s, t, a, C, total, softcap=30.0, num_threads=1)
+
+    _assert_no_underflow(sharded, "vocabulary shards (C=%d)" % C)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
