@@ -41,9 +41,10 @@ static const xent_tuning table[] = {
      "bench/tuning/amd-epyc-f25-m01-avx2.csv"},
     /* Intel Xeon, Sapphire Rapids (family 6 model 0x8F) and Emerald Rapids (0xCF): a sweep of the
      * paths as dispatched, so it ranks the paths (AVX-512 ahead of AVX2 at most class counts; its
-     * losses at some counts that are no multiple of 16 are the row loop's partial vectors, not a
-     * switch point) but holds no across-rows/row-loop pair at one class count: the switch points
-     * stay Zen 4's until `python -m bench tune` runs there. */
+     * losses at counts that are no multiple of 16 were underflow assists in the row loop's partial
+     * vectors, since removed: docs/DESIGN.md, "Underflow costs") but holds no across-rows/row-loop
+     * pair at one class count: the switch points stay Zen 4's until `python -m bench tune` runs
+     * there. */
     {"intel-spr-avx512", INTEL, 6, 0x8F, 0x8F, "avx512", ZEN4_AVX512,
      "bench/tuning/intel-xeon-spr-sweep.csv"},
     {"intel-emr-avx512", INTEL, 6, 0xCF, 0xCF, "avx512", ZEN4_AVX512,
