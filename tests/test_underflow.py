@@ -38,17 +38,17 @@ CLASS_COUNTS = [3, 10, 37, 81, 100, 1001, 20003]
 DTYPES = [np.float32, np.float64]
 
 
-def _raised(fn):
-    """{"underflow": True} if fn() raised the underflow flag, else {}."""
+def _underflowed(fn):
+    """True if fn() raised the underflow flag."""
     _LIBM.feclearexcept(FE_ALL_EXCEPT)
     fn()
-    return {"underflow": True} if _LIBM.fetestexcept(FE_ALL_EXCEPT) & FE_UNDERFLOW else {}
+    return bool(_LIBM.fetestexcept(FE_ALL_EXCEPT) & FE_UNDERFLOW)
 
 
-def _masked_case(rng, C, dtype, rows=None):
+def _masked_case(rng, C, dtype):
     """Logits of a few rows of C classes with about a tenth of the classes at -inf (none of the
     targets, at least one finite class a row), targets and probability targets to match."""
-    N = rows or max(3, min(64, 40000 // C))
+    N = max(3, min(64, 40000 // C))
     x = (rng.standard_normal((N, C)) * 3).astype(dtype)
     t = rng.integers(0, C, N)
     masked = rng.random((N, C)) < 0.1
@@ -60,15 +60,14 @@ def _masked_case(rng, C, dtype, rows=None):
 
 
 def _assert_no_underflow(fn, what):
-    raised = _raised(fn)
-    assert not raised, "%s raised %s" % (what, ", ".join(raised))
+    assert not _underflowed(fn), "%s raised underflow" % what
 
 
 def test_the_flags_are_read():
     # the check itself: a product below the smallest normal double raises the underflow flag
     # (Python floats: NumPy may clear the flags around its own operations)
     tiny = float(np.float64(1e-300))
-    assert _raised(lambda: tiny * tiny).get("underflow")
+    assert _underflowed(lambda: tiny * tiny)
 
 
 @pytest.mark.parametrize("C", CLASS_COUNTS)
