@@ -256,7 +256,8 @@ XENT_INLINE vf32 vexp_poly_f32(vf32 r)
     return p * (r * r) + r + 1.0f;
 }
 
-XENT_INLINE vf64 vexp_poly_f64(vf64 r)
+/* exp(r) - 1 for |r| <= ln2 / 2, and exp(r) = that + 1 (the same bits as one expression). */
+XENT_INLINE vf64 vexp_poly_m1_f64(vf64 r)
 {
     const vf64 r2 = r * r, r4 = r2 * r2;
     /* q(r) = sum_i r^i / (i + 2)!, i = 0..11, as six pairs, three quads and two steps in r^4 */
@@ -268,8 +269,10 @@ XENT_INLINE vf64 vexp_poly_f64(vf64 r)
     const vf64 a5 = r * (1.0 / 6227020800.0) + 1.0 / 479001600.0;
     const vf64 b0 = a1 * r2 + a0, b1 = a3 * r2 + a2, b2 = a5 * r2 + a4;
     const vf64 q = (b2 * r4 + b1) * r4 + b0;
-    return q * r2 + r + 1.0;
+    return q * r2 + r;
 }
+
+XENT_INLINE vf64 vexp_poly_f64(vf64 r) { return vexp_poly_m1_f64(r) + 1.0; }
 
 /* exp over the whole range.  Above the upper clamp exp(x) overflows; a NaN fails both
  * comparisons and flows through.  2^k is applied in two halves so that subnormal results round
@@ -457,6 +460,26 @@ XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
 }
 
 XENT_INLINE vf64 vexp_sum_term_f64(vf64 x) { return vexp_sum_term_scaled_f64(x, 1.0); }
+
+#if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+/* vexp_sum_term_f64 (exp(d), d <= 0) where skip is 0, and 0 where it is all ones: a term's share of
+ * a sum whose exp(0) terms are counted apart.  The skip mask clears 2^k, which is known early, and
+ * 2^k is applied by one multiply-add, (exp(r) - 1) 2^k + 2^k: an add, a multiply and an and-not
+ * fewer at the end of the chain that bounds the loop of few-class float64 rows (one rounding
+ * fewer too). */
+XENT_INLINE vf64 vexp_sum_share_f64(vf64 d, vi64 skip)
+{
+    d = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, d);
+    const double shifter = 6755399441055744.0;
+    vf64 kd = d * 1.4426950408889634074 + shifter;
+    const vu64 kbits = (vu64)kd;
+    kd -= shifter;
+    const vf64 r = (vf64)_mm256_fnmadd_pd((__m256d)kd, _mm256_set1_pd(0.69314718055994530942),
+                                          (__m256d)d);
+    const vf64 scale = (vf64)(~(vu64)skip & ((kbits << 52) + (1023ull << 52)));
+    return (vf64)_mm256_fmadd_pd((__m256d)vexp_poly_m1_f64(r), (__m256d)scale, (__m256d)scale);
+}
+#endif
 
 /* Float64 log of positive, normal, finite x within 1 ulp: fdlibm's e_log.c reduction
  * x = 2^e m, m in [sqrt(1/2), sqrt(2)), and its polynomial Lg1..Lg7 in s = (m-1)/(m+1). */

@@ -42,7 +42,7 @@ if "xent_fast" in sys.modules:
     raise RuntimeError("load the plugin before xent_fast is imported: python -m pytest -p "
                        "tests.emulated.avx512 ...")
 
-_SKIP = {  # too large for the emulator, or run in other processes
+_SKIP = {  # what the emulator cannot serve: too large, other processes, the host's own CPU
     "test_large.py": "arrays too large to emulate in reasonable time",
     "test_dask.py": "the Dask workers' kernels would run in other processes and threads",
     "test_vocab_parallel.py::test_dask": "the Dask workers' kernels would run in other processes",
@@ -78,7 +78,8 @@ def _kernels_library():
     package = os.path.dirname(importlib.util.find_spec("xent_fast").origin)
     paths = glob.glob(os.path.join(package, "_kernels*.so"))
     if len(paths) != 1:
-        raise RuntimeError("expected one compiled xent_fast._kernels in %s, found %s" % (package, paths))
+        raise RuntimeError("expected one compiled xent_fast._kernels in %s, found %s"
+                           % (package, paths))
     return paths[0], ctypes.CDLL(paths[0])   # the same object Python's import will load
 
 

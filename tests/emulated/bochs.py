@@ -26,7 +26,8 @@ PAGE = 4096
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
-_SYS_CLONE, _SYS_FORK, _SYS_VFORK, _SYS_EXIT, _SYS_EXIT_GROUP, _SYS_CLONE3 = 56, 57, 58, 60, 231, 435
+# clone, fork, vfork, exit, exit_group, clone3
+_SYS_THREADS_AND_PROCESSES = (56, 57, 58, 60, 231, 435)
 _SYS_MMAP, _SYS_MREMAP, _SYS_BRK = 9, 25, 12
 _SYS_ARCH_PRCTL, _ARCH_GET_FS = 158, 0x1003
 # int3 in user mode with no interrupt table: #GP with the error code of IDT vector 3
@@ -44,7 +45,8 @@ def _fs_base():
 
 def _segment(selector, attr, base=0):
     seg = bochscpu.Segment()
-    seg.base, seg.limit, seg.selector, seg.attr, seg.present = base, 0xFFFFFFFF, selector, attr, True
+    seg.base, seg.limit, seg.selector = base, 0xFFFFFFFF, selector
+    seg.attr, seg.present = attr, True
     return seg
 
 
@@ -189,7 +191,7 @@ class Emulator:
     def _syscall(self, state):
         """Carry out the guest's system call on the host and return the guest to after it."""
         number = state.rax
-        if number in (_SYS_CLONE, _SYS_FORK, _SYS_VFORK, _SYS_EXIT, _SYS_EXIT_GROUP, _SYS_CLONE3):
+        if number in _SYS_THREADS_AND_PROCESSES:
             raise RuntimeError("emulated code made system call %d, which one emulated thread "
                                "cannot carry out" % number)
         args = [ctypes.c_long(ctypes.c_int64(v).value) for v in
