@@ -441,10 +441,14 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
  * exp(s d), s > 0, with AVX2's FMA x - k ln2 in one step, one multiply-add fewer in the chain that
  * bounds the loop.  ln2 then carries its float64 rounding error, 2.3e-17 k: at most 2.4e-14
  * relative in the deepest terms (k near -1022), 1e-15 where k > -40; kept values take
- * vexp_term_f64.  AVX-512 has its own (vexp_term_f64). */
-XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
-{
+ * vexp_term_f64.  AVX-512 has its own (vexp_term_f64).
+ * The AVX2 form also takes a skip mask: 0 in its all-ones lanes (a term's share of a sum whose
+ * exp(0) terms are counted apart: add_exp_term).  The mask clears 2^k, which is known
+ * early, and 2^k is applied by one multiply-add, (exp(r) - 1) 2^k + 2^k: an add, a multiply and an
+ * and-not fewer at the end of the chain that bounds the loop, and one rounding fewer. */
 #if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+XENT_INLINE vf64 vexp_sum_share_scaled_f64(vf64 d, double s, vi64 skip)
+{
     d = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64 / s, d);
     const vf64 x = s * d;
     const double shifter = 6755399441055744.0;
@@ -453,33 +457,21 @@ XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
     kd -= shifter;
     const vf64 r = (vf64)_mm256_fnmadd_pd((__m256d)kd, _mm256_set1_pd(0.69314718055994530942),
                                           (__m256d)x);
-    return vexp_poly_f64(r) * (vf64)((kbits << 52) + (1023ull << 52));
+    const vf64 scale = (vf64)(~(vu64)skip & ((kbits << 52) + (1023ull << 52)));
+    return (vf64)_mm256_fmadd_pd((__m256d)vexp_poly_m1_f64(r), (__m256d)scale, (__m256d)scale);
+}
+#endif
+
+XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
+{
+#if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+    return vexp_sum_share_scaled_f64(d, s, (vi64){0});
 #else
     return vexp_term_f64(s * d);
 #endif
 }
 
 XENT_INLINE vf64 vexp_sum_term_f64(vf64 x) { return vexp_sum_term_scaled_f64(x, 1.0); }
-
-#if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
-/* vexp_sum_term_f64 (exp(d), d <= 0) where skip is 0, and 0 where it is all ones: a term's share of
- * a sum whose exp(0) terms are counted apart.  The skip mask clears 2^k, which is known early, and
- * 2^k is applied by one multiply-add, (exp(r) - 1) 2^k + 2^k: an add, a multiply and an and-not
- * fewer at the end of the chain that bounds the loop of few-class float64 rows (one rounding
- * fewer too). */
-XENT_INLINE vf64 vexp_sum_share_f64(vf64 d, vi64 skip)
-{
-    d = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, d);
-    const double shifter = 6755399441055744.0;
-    vf64 kd = d * 1.4426950408889634074 + shifter;
-    const vu64 kbits = (vu64)kd;
-    kd -= shifter;
-    const vf64 r = (vf64)_mm256_fnmadd_pd((__m256d)kd, _mm256_set1_pd(0.69314718055994530942),
-                                          (__m256d)d);
-    const vf64 scale = (vf64)(~(vu64)skip & ((kbits << 52) + (1023ull << 52)));
-    return (vf64)_mm256_fmadd_pd((__m256d)vexp_poly_m1_f64(r), (__m256d)scale, (__m256d)scale);
-}
-#endif
 
 /* Float64 log of positive, normal, finite x within 1 ulp: fdlibm's e_log.c reduction
  * x = 2^e m, m in [sqrt(1/2), sqrt(2)), and its polynomial Lg1..Lg7 in s = (m-1)/(m+1). */
