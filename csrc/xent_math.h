@@ -447,6 +447,7 @@ XENT_INLINE vf64 vexp_term_f64(vf64 x)
  * early, and 2^k is applied by one multiply-add, (exp(r) - 1) 2^k + 2^k: an add, a multiply and an
  * and-not fewer at the end of the chain that bounds the loop, and one rounding fewer. */
 #if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+#define XENT_HAVE_SUM_SHARE_F64 1
 XENT_INLINE vf64 vexp_sum_share_scaled_f64(vf64 d, double s, vi64 skip)
 {
     d = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64 / s, d);
@@ -464,7 +465,7 @@ XENT_INLINE vf64 vexp_sum_share_scaled_f64(vf64 d, double s, vi64 skip)
 
 XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
 {
-#if defined(__x86_64__) && XENT_VBYTES == 32 && defined(__FMA__)
+#ifdef XENT_HAVE_SUM_SHARE_F64
     return vexp_sum_share_scaled_f64(d, s, (vi64){0});
 #else
     return vexp_term_f64(s * d);

@@ -36,7 +36,7 @@ if os.environ.get("LD_BIND_NOW") != "1" or os.environ.get("OMP_THREAD_LIMIT") !=
     os.environ["OMP_THREAD_LIMIT"] = "1"
     os.execv(sys.executable, sys.orig_argv)
 
-from .bochs import Emulator, replace_words  # noqa: E402
+from .bochs import Emulator, loaded_regions, replace_words  # noqa: E402
 
 if "xent_fast" in sys.modules:
     raise RuntimeError("load the plugin before xent_fast is imported: python -m pytest -p "
@@ -129,9 +129,7 @@ def _allocator_on_host(path):
         functions[_address(libc, name)] = fn
     if emulator.route_to_host(os.path.realpath(path), functions) < 2:
         raise RuntimeError("did not find the kernels' malloc and free import slots")
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
-    for library in {f[5] for f in regions if len(f) > 5 and "/libgomp" in f[5]}:
+    for library in {path for _, _, _, path in loaded_regions() if "/libgomp" in path}:
         emulator.route_to_host(library, functions)
 
 

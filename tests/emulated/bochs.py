@@ -35,6 +35,15 @@ _GP, _INT3_THROUGH_IDT = 13, 3 * 8 + 2
 _PF = 14
 
 
+def loaded_regions():
+    """The process's mappings: (start, end, permissions, path or "") from /proc/self/maps."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            yield lo, hi, fields[1], fields[5].strip() if len(fields) > 5 else ""
+
+
 def _fs_base():
     """The calling thread's TLS base, which the guest needs for errno, libgomp's state, ..."""
     value = ctypes.c_uint64()
@@ -64,7 +73,8 @@ class Emulator:
         self.session = bochscpu.Session()
         self.session.missing_page_handler = self._missing_page
         self._next_gpa = 0x100000
-        self._gpa_of = {}           # host page -> guest physical page
+        self._mapped = set()        # host pages mapped into the guest
+        self._regions_seen = set()  # (start, end) of mappings whose pages all are
         self._tables = {}           # (level, address prefix) -> (host page, guest physical page)
         self._pml4 = self._table(4, 0)
         self._stack = ctypes.create_string_buffer(1 << 20)
@@ -101,7 +111,7 @@ class Emulator:
     def _map_page(self, va):
         gpa = self._new_gpa()
         bochscpu.memory.page_insert(gpa, va)
-        self._gpa_of[va] = gpa
+        self._mapped.add(va)
         table = self._pml4[0]
         for level in (3, 2, 1):  # PML4 -> PDPT -> PD -> PT, present + writable + user
             child_hva, child_gpa = self._table(level, va >> (12 + 9 * level))
@@ -112,16 +122,16 @@ class Emulator:
 
     def map_process(self):
         """Map every readable page of the process not mapped yet."""
-        with open("/proc/self/maps") as maps:
-            for line in maps:
-                fields = line.split()
-                lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                special = len(fields) > 5 and fields[5] in ("[vvar]", "[vvar_vclock]", "[vsyscall]")
-                if fields[1][0] != "r" or special or hi > 1 << 47 or lo == self._stubs.address:
-                    continue
-                for va in range(lo, hi, PAGE):
-                    if va not in self._gpa_of:
-                        self._map_page(va)
+        for lo, hi, perms, path in loaded_regions():
+            special = path in ("[vvar]", "[vvar_vclock]", "[vsyscall]")
+            if perms[0] != "r" or special or hi > 1 << 47 or lo == self._stubs.address:
+                continue
+            if (lo, hi) in self._regions_seen:
+                continue
+            for va in range(lo, hi, PAGE):
+                if va not in self._mapped:
+                    self._map_page(va)
+            self._regions_seen.add((lo, hi))
 
     # ---- running -----------------------------------------------------------------------------
     def _initial_state(self, fn, args):
@@ -239,18 +249,14 @@ def replace_words(library, replace):
     function pointers in relocated tables and import slots, which are read-only after relocation
     (they are made writable).  Returns the set of old values found.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     found = set()
-    with open("/proc/self/maps") as maps:
-        regions = [line.split() for line in maps]
-    for fields in regions:
-        if len(fields) < 6 or fields[5] != library or "x" in fields[1]:
+    for lo, hi, perms, path in loaded_regions():
+        if path != library or "x" in perms:
             continue
-        lo, hi = (int(x, 16) for x in fields[0].split("-"))
         words = (ctypes.c_uint64 * ((hi - lo) // 8)).from_address(lo)
         for i, word in enumerate(words):
             if word in replace:
-                if libc.mprotect(ctypes.c_void_p((lo + 8 * i) & ~(PAGE - 1)), PAGE, 3) != 0:
+                if _libc.mprotect(ctypes.c_void_p((lo + 8 * i) & ~(PAGE - 1)), PAGE, 3) != 0:
                     raise OSError(ctypes.get_errno(), "mprotect failed")
                 words[i] = replace[word]
                 found.add(word)
@@ -263,11 +269,11 @@ class _StubPage:
     _JMP_RIP = bytes([0xFF, 0x25, 0, 0, 0, 0])
 
     def __init__(self):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long)
-        address = libc.mmap(None, PAGE, 7, 0x22, -1, 0)  # read, write, exec; private, anonymous
+        mmap = _libc.mmap
+        mmap.restype = ctypes.c_void_p
+        mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                         ctypes.c_int, ctypes.c_long)
+        address = mmap(None, PAGE, 7, 0x22, -1, 0)  # read, write, exec; private, anonymous
         if address in (None, 2**64 - 1):
             raise OSError(ctypes.get_errno(), "mmap of the stub page failed")
         self.address = address
