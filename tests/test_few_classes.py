@@ -99,6 +99,32 @@ def test_rows_with_inf_and_nan_inside_full_groups(rng):
         assert_close(grad, want_grad, rtol, atol, "%d classes" % n_class)
 
 
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_class", [3, 21, 100, 300])
+def test_class_axis_not_last_gradient_blocks(n_class, dtype, in_place, rng):
+    """A class axis that is not the last (rows in lanes): the gradient is stored for several groups
+    of rows at once (up to 256 bytes of each class), so a run holds several such blocks, a partial
+    one and a partial group; ignored and irregular rows inside blocks must leave their neighbours'
+    gradients alone, also when the gradient is written over the logits."""
+    rows = 64 * 2 + 8 * 3 + 5
+    x = (rng.standard_normal((2, n_class, rows)) * 3).astype(dtype)
+    t = rng.integers(0, n_class, size=(2, rows))
+    t[0, [3, 70, 140]] = -100
+    x[0, 0, 9] = np.inf
+    x[1, :, 100] = -np.inf
+    x[1, n_class - 1, 30] = np.nan
+    with np.errstate(all="ignore"):
+        want_loss, want_grad = ref.cross_entropy_and_grad(x.astype(np.float64), t, axis=1,
+                                                          reduction="none")
+        xi = x.copy()
+        loss, grad = impl.cross_entropy_and_grad(xi, t, axis=1, reduction="none",
+                                                 out=xi if in_place else None)
+    rtol, atol = tolerances(dtype, 10.0)
+    assert_close(loss, want_loss, rtol, atol, "loss, %d classes" % n_class)
+    assert_close(grad, want_grad, rtol, atol, "gradient, %d classes" % n_class)
+
+
 @pytest.mark.parametrize("dtype, d_max, rtol", [(np.float64, 700.0, 1e-15), (np.float32, 80.0, 6e-7)])
 @pytest.mark.parametrize("n_class", [2, 200])
 def test_gradient_follows_exp_over_a_dense_sweep(n_class, dtype, d_max, rtol):
