@@ -102,12 +102,13 @@ def test_rows_with_inf_and_nan_inside_full_groups(rng):
 @pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_class", [3, 21, 100, 300])
-def test_class_axis_not_last_gradient_blocks(n_class, dtype, in_place, rng):
+@pytest.mark.parametrize("rows", [64 * 2 + 8 * 3 + 5, 1024])
+def test_class_axis_not_last_gradient_blocks(rows, n_class, dtype, in_place, rng):
     """A class axis that is not the last (rows in lanes): the gradient is stored for several groups
     of rows at once (up to 256 bytes of each class), so a run holds several such blocks, a partial
     one and a partial group; ignored and irregular rows inside blocks must leave their neighbours'
-    gradients alone, also when the gradient is written over the logits."""
-    rows = 64 * 2 + 8 * 3 + 5
+    gradients alone, also when the gradient is written over the logits.  With 1024 rows the class
+    planes are a multiple of a page apart, and the blocks' logits are loaded together too."""
     x = (rng.standard_normal((2, n_class, rows)) * 3).astype(dtype)
     t = rng.integers(0, n_class, size=(2, rows))
     t[0, [3, 70, 140]] = -100
