@@ -39,6 +39,14 @@ static const xent_tuning table[] = {
      * before AVX2 tiles became register transposes). */
     {"amd-zen3-avx2", AMD, 25, 0x00, 0x0F, "avx2", NULL, 80, 80, 48, 37, 16000,
      "bench/tuning/amd-epyc-f25-m01-avx2.csv"},
+    /* Intel Xeon, Ice Lake-SP (family 6 model 0x6A; 0x6C is Ice Lake-D, the same cores): measured
+     * on a 2-core cloud VM ("Intel(R) Xeon(R) Processor @ 2.80GHz", model 0x6A stepping 6, AVX-512
+     * without BF16/FP16) with `python -m bench tune --threads 1 --rounds 11` at c5490e9, idle.
+     * AVX-512 runs ahead of AVX2 at every class count measured there, so it stays the path. */
+    {"intel-icx-avx512", INTEL, 6, 0x6A, 0x6C, "avx512", NULL, 40, 24, 24, 16, 16000,
+     "bench/tuning/intel-xeon-f6-m6a-avx512.csv"},
+    {"intel-icx-avx2", INTEL, 6, 0x6A, 0x6C, "avx2", NULL, 48, 40, 32, 24, 16000,
+     "bench/tuning/intel-xeon-f6-m6a-avx2.csv"},
     /* Intel Xeon, Sapphire Rapids (family 6 model 0x8F) and Emerald Rapids (0xCF): a sweep of the
      * paths as dispatched, so it ranks the paths (AVX-512 ahead of AVX2 at most class counts; its
      * losses at counts that are no multiple of 16 were underflow assists in the row loop's partial
