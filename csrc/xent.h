@@ -117,6 +117,10 @@ typedef struct {
     xent_strides sw;
     double *lse_rows;            /* OUT per-row logsumexp(z), N contiguous, or NULL (logits only) */
     int num_threads;             /* <= 0: OpenMP's default */
+    int g_new;                   /* 1: g_data was just allocated, no page of it written yet (the
+                                    OS zeroes a page where it is first written, which leaves its
+                                    lines in cache); 0: a large gradient may be stored past the
+                                    caches (docs/DESIGN.md, "Stores past the caches") */
     const xent_tuning *tuning;   /* set by xent_cross_entropy (the row in force); NULL: the
                                     path's default row */
 } xent_problem;

@@ -67,6 +67,29 @@ XENT_INLINE vf64 vmax_f64(vf64 a, vf64 b) { return vsel_f64(a > b, a, b); }
 XENT_INLINE vf64 vmin_f64(vf64 a, vf64 b) { return vsel_f64(a < b, a, b); }
 #endif
 
+/* Stores that go past the caches (non-temporal), for an output too large to stay in them: a plain
+ * store first reads the line it writes (to own it), a third stream of memory traffic beside the
+ * input's read and the output's write.  p is aligned to the vector's size.  They are weakly
+ * ordered: vstream_fence orders them before the stores that follow it.  Elsewhere plain stores. */
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+XENT_INLINE void vstream_f32(float *p, vf32 v) { _mm512_stream_ps(p, (__m512)v); }
+XENT_INLINE void vstream_f64(double *p, vf64 v) { _mm512_stream_pd(p, (__m512d)v); }
+#elif defined(__x86_64__) && XENT_VBYTES == 32 && defined(__AVX__)
+XENT_INLINE void vstream_f32(float *p, vf32 v) { _mm256_stream_ps(p, (__m256)v); }
+XENT_INLINE void vstream_f64(double *p, vf64 v) { _mm256_stream_pd(p, (__m256d)v); }
+#elif defined(__x86_64__) && XENT_VBYTES == 16
+XENT_INLINE void vstream_f32(float *p, vf32 v) { _mm_stream_ps(p, (__m128)v); }
+XENT_INLINE void vstream_f64(double *p, vf64 v) { _mm_stream_pd(p, (__m128d)v); }
+#else
+XENT_INLINE void vstream_f32(float *p, vf32 v) { memcpy(p, &v, sizeof v); }
+XENT_INLINE void vstream_f64(double *p, vf64 v) { memcpy(p, &v, sizeof v); }
+#endif
+#if defined(__x86_64__) && (XENT_VBYTES == 16 || defined(__AVX__))
+XENT_INLINE void vstream_fence(void) { _mm_sfence(); }
+#else
+XENT_INLINE void vstream_fence(void) {}
+#endif
+
 /* True when any lane of a comparison result (all ones or zeros per lane) is set: one test
  * instruction where the ISA has it, instead of a loop over extracted lanes. */
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)

@@ -220,3 +220,32 @@ def test_rows_whose_max_moves_with_upstream_gradients_of_either_sign(dtype, rng)
     rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
     assert_close(g, eg, rtol, atol)
     assert_close(g_mean, eg_mean, rtol, atol)
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradient_stored_past_the_caches(dtype, offset, rng):
+    """A gradient of long rows of 64 MiB or more, into an `out=` apart from the logits, is stored
+    past the caches (docs/DESIGN.md, "Stores past the caches"): _rising_rows repeated to that
+    size, into an out that held NaNs and (offset 1) starts one element past a vector boundary,
+    with upstream gradients of either sign. Against the reference, and the same bits as the
+    gradient into a new array (stored plainly)."""
+    base, t0 = _rising_rows(dtype, rng)
+    reps = -(-(64 << 20) // base.nbytes)
+    x, t = np.tile(base, (reps, 1)), np.tile(t0, reps)
+    grad_loss = np.tile(np.array([-1.5, 0.5, -0.25, 1.0, -2.0, -0.75]), reps)
+    buf = np.full(x.size + offset, np.nan, dtype)
+    out = buf[offset:].reshape(x.shape)
+    with np.errstate(all="ignore"):
+        el, eg = ref.cross_entropy_and_grad(base.astype(np.float64), t0, reduction="none",
+                                            grad_loss=grad_loss[:6])
+        loss, g = impl.cross_entropy_and_grad(x, t, reduction="none", grad_loss=grad_loss,
+                                              out=out)
+        loss_new, g_new = impl.cross_entropy_and_grad(x, t, reduction="none",
+                                                      grad_loss=grad_loss)
+    assert g is out and g.nbytes >= 64 << 20
+    rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
+    assert_close(loss, np.tile(el, reps), rtol, 1e-6 if dtype == np.float32 else 1e-12)
+    assert_close(g, np.tile(eg, (reps, 1)), rtol, atol)
+    np.testing.assert_array_equal(g, g_new)
+    np.testing.assert_array_equal(loss, loss_new)

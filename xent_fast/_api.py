@@ -133,7 +133,7 @@ def _class_rows_loss(input_kind, x, targets, axis, weight, ignore_index, reducti
         v.dtype_code(x.dtype), input_kind, n_class, row_shape, x, x_s, index_t, t_s,
         prob_t, y_s, w, ignore_index, label_smoothing, eps, code, gl, gl_stride, g,
         v.dtype_code(g.dtype) if g is not None else 0, g_s, loss_rows, logit_scale, softcap,
-        z_loss, sw, sw_s, lse_rows, threads)
+        z_loss, sw, sw_s, lse_rows, threads, g_new=want_grad and out is None)
     _check_status(status, bad_row, bad_value, row_shape_full, n_class, ignore_index)
     result = (loss_rows.reshape(row_shape_full).astype(compute, copy=False) if code == 0
               else compute.type(loss))

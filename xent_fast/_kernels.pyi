@@ -45,8 +45,10 @@ def cross_entropy(
     sw_strides: _Strides,
     lse_rows: Optional[np.ndarray],
     num_threads: int,
+    g_new: bool = ...,
 ) -> Tuple[int, float, int, int]:
-    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
+    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value).  g_new: g was just
+    allocated (xent_problem.g_new)."""
 
 def shard_partials(
     dtype: int,

@@ -94,6 +94,7 @@ cdef extern from "xent.h" nogil:
         xent_strides sw
         double *lse_rows
         int num_threads
+        int g_new
 
     ctypedef struct xent_result:
         double loss
@@ -240,6 +241,7 @@ cdef int fill_problem(xent_problem *p, int dtype, int input_kind, int64_t n_clas
     fill_strides(&p.sw, sw_strides)
     p.lse_rows = <double *>data_or_null(lse_rows)
     p.num_threads = num_threads
+    p.g_new = 0
     return 0
 
 
@@ -248,8 +250,10 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
                   weight, int64_t ignore_index, double label_smoothing, double eps,
                   int reduction, grad_loss, int64_t grad_loss_stride,
                   g, int g_dtype, tuple g_strides, loss_rows, double logit_scale, double softcap,
-                  double z_loss, sample_weight, tuple sw_strides, lse_rows, int num_threads):
-    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value)."""
+                  double z_loss, sample_weight, tuple sw_strides, lse_rows, int num_threads,
+                  bint g_new=False):
+    """Run xent_cross_entropy; returns (status, loss, bad_row, bad_value).  g_new: g was just
+    allocated (xent_problem.g_new)."""
     cdef xent_problem p
     cdef xent_result res
     cdef int status
@@ -257,6 +261,7 @@ def cross_entropy(int dtype, int input_kind, int64_t n_class, tuple row_shape,
                  y_strides, weight, ignore_index, label_smoothing, eps, reduction, grad_loss,
                  grad_loss_stride, g, g_dtype, g_strides, loss_rows, logit_scale, softcap, z_loss,
                  sample_weight, sw_strides, lse_rows, num_threads)
+    p.g_new = g_new
     check_config()
     with nogil:
         status = xent_cross_entropy(&p, &res)
