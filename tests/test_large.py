@@ -249,3 +249,36 @@ def test_gradient_stored_past_the_caches(dtype, offset, rng):
     assert_close(g, np.tile(eg, (reps, 1)), rtol, atol)
     np.testing.assert_array_equal(g, g_new)
     np.testing.assert_array_equal(loss, loss_new)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("C", [511, 512, 513, 700, 1024, 1025])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_either_side_of_a_batch(dtype, C, in_place, rng):
+    """Rows just under and over a batch's length (BATCH_MAX_CLASSES: 512 with AVX-512, 1024
+    elsewhere) go through the batched or the one-by-one row loop: both against the reference,
+    with an ignored row, a +inf, an all -inf and a NaN row, a confident row, targets at either
+    end and per-row upstream gradients of either sign."""
+    x = (rng.standard_normal((37, C)) * 4).astype(dtype)
+    t = rng.integers(0, C, 37)
+    t[:3] = [0, C - 1, C // 2]
+    t[5] = -100
+    x[7, 3] = np.inf
+    x[9] = -np.inf
+    x[11, C - 2] = np.nan
+    x[13, t[13]] += 60.0
+    grad_loss = rng.uniform(-2.0, 2.0, 37)
+    with np.errstate(all="ignore"):
+        el, eg = ref.cross_entropy_and_grad(x.astype(np.float64), t, reduction="none",
+                                            grad_loss=grad_loss)
+        fl = impl.cross_entropy(x, t, reduction="none")
+        out = x.copy() if in_place else np.full_like(x, np.nan)
+        loss, g = impl.cross_entropy_and_grad(out if in_place else x, t, reduction="none",
+                                              grad_loss=grad_loss, out=out)
+    # the reference's on-target p_t - 1 of the confident row rounds at the ulp of 1 (times
+    # |grad_loss| <= 2); the kernels keep its true value, e.g. 6e-17 where the reference gives 0
+    rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 2 * np.finfo(np.float64).eps)
+    ltol = 1e-6 if dtype == np.float32 else 1e-12
+    assert_close(fl, el, rtol, ltol)
+    assert_close(loss, el, rtol, ltol)
+    assert_close(g, eg, rtol, atol)
