@@ -251,6 +251,41 @@ def test_gradient_stored_past_the_caches(dtype, offset, rng):
     np.testing.assert_array_equal(loss, loss_new)
 
 
+@pytest.mark.parametrize("use_out", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gradient_from_the_logits_with_every_option(dtype, use_out, rng):
+    """A gradient of long rows of 64 MiB or more apart from the logits is computed from them
+    after each row's sum (docs/DESIGN.md, "Stores past the caches"), into an out= or a new
+    array: _rising_rows_masked_target repeated to that size with an ignored row, class weights,
+    sample weights and a z-loss, against the reference, per row and as a mean (whose
+    denominator the repeats multiply)."""
+    base, t0 = _rising_rows_masked_target(dtype, rng)
+    t0 = np.append(t0, -100)  # an ignored row
+    base = np.vstack([base, base[5:]])
+    C = base.shape[1]
+    weight = rng.uniform(0.5, 2.0, C)
+    sw0 = np.array([1.0, 0.5, 2.0, 1.5, 0.25, 3.0, 1.0])
+    reps = -(-(64 << 20) // base.nbytes)
+    x, t, sw = np.tile(base, (reps, 1)), np.tile(t0, reps), np.tile(sw0, reps)
+    opts = dict(weight=weight, z_loss=1e-3)
+    rtol, atol = (1e-5, 1e-9) if dtype == np.float32 else (1e-11, 1e-17)
+    for reduction in ("none", "mean"):
+        out = np.full_like(x, np.nan) if use_out else None
+        with np.errstate(all="ignore"):
+            el, eg = ref.cross_entropy_and_grad(base.astype(np.float64), t0, reduction=reduction,
+                                                sample_weight=sw0, **opts)
+            loss, g = impl.cross_entropy_and_grad(x, t, reduction=reduction, sample_weight=sw,
+                                                  out=out, **opts)
+        assert g.nbytes >= 64 << 20 and (g is out or not use_out)
+        if reduction == "none":
+            assert_close(loss, np.tile(el, reps), rtol, 1e-6 if dtype == np.float32 else 1e-12)
+            assert_close(g, np.tile(eg, (reps, 1)), rtol, atol)
+        else:
+            assert_close(loss, el, rtol, 1e-6 if dtype == np.float32 else 1e-12)
+            assert_close(g, np.tile(eg / reps, (reps, 1)), rtol, atol)
+        assert not g[6::7].any()  # the ignored rows
+
+
 @pytest.mark.parametrize("in_place", [False, True])
 @pytest.mark.parametrize("C", [511, 512, 513, 700, 1024, 1025])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
