@@ -200,7 +200,12 @@ EXTENDED_CASES = _specs(
     "32x21x128x128:axis=1",
 )
 
+# `--shapes small`: calls of tens of microseconds, where the Python layer's cost per call shows
+# (not in `all`: its rows measure the call, not the kernel).
+SMALL_CASES = _specs("64x10", "256x100", "128x1000")
+
 NAMED_SETS = {"default": DEFAULT_CASES, "quick": QUICK_CASES, "plain": PLAIN_CASES, "llm": LLM_CASES,
+              "small": SMALL_CASES,
               "extended": EXTENDED_CASES, "all": DEFAULT_CASES + EXTENDED_CASES}
 
 

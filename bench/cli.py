@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a short run: fewer shapes (--shapes quick), 2 rounds "
                    "(the NumPy reference 1), short budgets, smaller roofline array measured once")
     p.add_argument("--shapes", metavar="SET|SPECS",
-                   help="default (quick with --quick), quick, plain, llm, extended, all, or a comma list of "
+                   help="default (quick with --quick), quick, plain, llm, extended, all, small, or a comma list of "
                         "case specs (see below)")
     p.add_argument("--contenders", default=",".join(c.name for c in CONTENDERS), metavar="LIST",
                    help="comma list from: %(default)s")

@@ -171,3 +171,27 @@ def test_broadcast_logits_cannot_be_out(rng):
     x = np.broadcast_to(rng.standard_normal(5), (3, 5))
     with pytest.raises(ValueError, match="out"):
         impl.cross_entropy_and_grad(x, [0, 1, 2], out=x)
+
+
+@pytest.mark.parametrize("shape, axis, strides, expected", [
+    # C order, class axis last: the row axes merge into one
+    ((4, 5, 6), 2, [(30, 6, 1)], (6, (20,), [(1, (6,))])),
+    # class-index targets (0 on the class axis) merge with the logits
+    ((4, 5, 6), 2, [(30, 6, 1), (5, 1, 0)], (6, (20,), [(1, (6,)), (0, (1,))])),
+    # class axis in the middle: the two row axes are 30 and 1 apart, not 6 * 1
+    ((4, 5, 6), 1, [(30, 6, 1)], (5, (4, 6), [(6, (30, 1))])),
+    # one array steps through the rows in another order: nothing merges
+    ((4, 5, 6), 2, [(30, 6, 1), (1, 4, 0)], (6, (4, 5), [(1, (30, 6)), (0, (1, 4))])),
+    # axes of length 1 are dropped, whatever their stride
+    ((1, 3, 1, 7), 3, [(99, 7, 5, 1)], (7, (3,), [(1, (7,))])),
+    ((1, 7), 1, [(7, 1)], (7, (), [(1, ())])),
+    # an empty row axis gives one empty row axis
+    ((3, 0, 4), 2, [(0, 4, 1), (0, 1, 0)], (4, (0,), [(1, (0,)), (0, (0,))])),
+    # a zero-stride (broadcast) row axis does not merge with a stepped one
+    ((4, 5, 6), 2, [(0, 6, 1)], (6, (4, 5), [(1, (0, 6))])),
+])
+def test_rows_view(shape, axis, strides, expected):
+    """The kernels' rows view (docs/DESIGN.md, "The rows view"): row axes of length 1 dropped,
+    adjacent ones merged where every array steps through them as one."""
+    from xent_fast._kernels import rows_layout
+    assert rows_layout(shape, axis, strides) == expected

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _kernels
 from . import _validate as v
-from ._rows import rows_layout
+from ._kernels import element_strides, rows_layout
 
 _LOGITS, _LOG_PROBS, _PROBS = 0, 1, 2
 _INPUT_NAMES = {_LOGITS: "logits", _LOG_PROBS: "log_probs", _PROBS: "probs"}
@@ -30,8 +30,8 @@ def _class_targets(targets, x, axis, row_shape_full, compute, n_class=None):
             raise TypeError(
                 f"targets of shape {t.shape} are class indices and must have an integer dtype, "
                 f"got {t.dtype} (probability targets have the input's full shape {x.shape})")
-        if t.dtype == np.uint64 and t.size and t.max() > v.INT64.max:
-            flat = int(np.argmax(t > v.INT64.max))
+        if t.dtype == np.uint64 and t.size and t.max() > v.INT64_MAX:
+            flat = int(np.argmax(t > v.INT64_MAX))
             raise ValueError(f"targets holds class index {int(t.flat[flat])} at position "
                              f"{v.position(flat, t.shape)}, outside [0, {n_class})")
         return v.kernel_readable(t.astype(np.int64, copy=False)), None
@@ -65,13 +65,13 @@ def _logit_options(logit_scale, softcap, z_loss):
 def _class_rows_layout(x, axis, index_t, prob_t, g, sw):
     """The rows view of a cross-entropy call's arrays (None where absent): (n_class, row_shape,
     x, t, y, g and sw strides), per-row arrays given a 0 stride on the class axis."""
-    x_el = v.element_strides(x)
+    x_el = element_strides(x)
     row_strides = []
     for per_row in (index_t, sw):
-        el = v.element_strides(per_row) if per_row is not None else None
+        el = element_strides(per_row) if per_row is not None else None
         row_strides.append(el[:axis] + (0,) + el[axis:] if el is not None else None)
-    arrays = [x_el, row_strides[0], v.element_strides(prob_t) if prob_t is not None else None,
-              v.element_strides(g) if g is not None else None, row_strides[1]]
+    arrays = [x_el, row_strides[0], element_strides(prob_t) if prob_t is not None else None,
+              element_strides(g) if g is not None else None, row_strides[1]]
     present = [s for s in arrays if s is not None]
     n_class, row_shape, strides = rows_layout(x.shape, axis, present)
     it = iter(strides)
@@ -163,7 +163,7 @@ def _softmax_rows(what, x, axis, out, num_threads, lse=None, name="x"):
         return out
     xr, outr = (x.reshape(1), out.reshape(1)) if x.ndim == 0 else (x, out)  # views
     n_class, row_shape, (x_s, o_s) = rows_layout(
-        xr.shape, axis, [v.element_strides(xr), v.element_strides(outr)])
+        xr.shape, axis, [element_strides(xr), element_strides(outr)])
     if lse is None:
         status = _kernels.softmax_rows(v.dtype_code(x.dtype), what, n_class, row_shape, xr, x_s,
                                        outr, o_s, None, threads)
@@ -194,7 +194,7 @@ def _logsumexp(x, axis, keepdims, num_threads):
         rows = rows.reshape(kept_shape + (n_reduced,))
         res = np.empty(math.prod(kept_shape), np.float64)
         n_class, row_shape, (x_s,) = rows_layout(rows.shape, rows.ndim - 1,
-                                                 [v.element_strides(rows)])
+                                                 [element_strides(rows)])
         status = _kernels.softmax_rows(v.dtype_code(x.dtype), _LOGSUMEXP, n_class, row_shape,
                                        rows, x_s, None, (0, ()), res, threads)
         if status != 0:

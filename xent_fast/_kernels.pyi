@@ -16,6 +16,10 @@ PARTIAL_FIELDS: Tuple[int, int, int, int, int, int, int]
 N_PARTIALS: int
 ENVIRONMENT: Dict[str, Optional[str]]
 
+def element_strides(arr: np.ndarray) -> Tuple[int, ...]: ...
+def rows_layout(
+    shape: Tuple[int, ...], axis: int, strides_list: List[Tuple[int, ...]]
+) -> Tuple[int, Tuple[int, ...], List[_Strides]]: ...
 def cross_entropy(
     dtype: int,
     input_kind: int,

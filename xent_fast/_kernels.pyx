@@ -178,6 +178,74 @@ xent_isa()
 ENVIRONMENT = {name: os.environ.get(name) for name in ("XENT_FAST_ISA", "XENT_FAST_TUNE")}
 
 
+# The "rows" view of arrays: a class axis plus row axes, strides in elements, no copy.  The
+# kernels walk rows in C order over the row axes (every axis but the class axis).  Adjacent row
+# axes that every array steps through as one (stride of the outer = size * stride of the inner)
+# are merged, and axes of length 1 dropped, so the common layouts reach the kernels as a single
+# row axis.  Computed here, not in Python: it runs on every call, and small calls feel it.
+cdef enum:
+    MAX_LAYOUT_ARRAYS = 8
+
+
+def element_strides(cnp.ndarray arr):
+    """arr's strides counted in elements (the caller checked that they are whole elements)."""
+    cdef int d, nd = cnp.PyArray_NDIM(arr)
+    cdef cnp.npy_intp size = cnp.PyArray_ITEMSIZE(arr)
+    cdef cnp.npy_intp *st = cnp.PyArray_STRIDES(arr)
+    return tuple([st[d] // size for d in range(nd)])
+
+
+def rows_layout(tuple shape, Py_ssize_t axis, list strides_list):
+    """Describe arrays of `shape` (class axis `axis`) for the kernels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The full shape, class axis included.
+    axis : int
+        The class axis, non-negative.
+    strides_list : list of tuple of int
+        Element strides of each array over the full shape (0 on the class axis for arrays that
+        have one value per row, such as class-index targets).
+
+    Returns
+    -------
+    n_class : int
+    row_shape : tuple of int
+    strides : list of (s_class, row_strides) tuples, one per array
+    """
+    cdef Py_ssize_t n_dims = len(shape), n_arrays = len(strides_list), d, a, kept = 0
+    cdef int64_t sizes[XENT_MAX_DIMS]
+    cdef int64_t row[MAX_LAYOUT_ARRAYS][XENT_MAX_DIMS]
+    cdef int64_t size
+    cdef bint merge
+    if n_arrays > MAX_LAYOUT_ARRAYS or n_dims > XENT_MAX_DIMS:
+        raise ValueError(f"rows_layout takes at most {MAX_LAYOUT_ARRAYS} arrays of at most "
+                         f"{XENT_MAX_DIMS} dimensions")
+    n_class = shape[axis]
+    for d in range(n_dims):
+        size = shape[d]
+        if d == axis or size == 1:
+            continue
+        if size == 0:
+            return n_class, (0,), [(s[axis], (0,)) for s in strides_list]
+        # Axis d merges into the previous kept one when every array steps through both as one.
+        merge = kept > 0
+        for a in range(n_arrays):
+            if merge and row[a][kept - 1] != size * <int64_t>strides_list[a][d]:
+                merge = False
+        if merge:
+            sizes[kept - 1] *= size
+        else:
+            sizes[kept] = size
+            kept += 1
+        for a in range(n_arrays):
+            row[a][kept - 1] = strides_list[a][d]
+    return (n_class, tuple([sizes[d] for d in range(kept)]),
+            [(strides_list[a][axis], tuple([row[a][d] for d in range(kept)]))
+             for a in range(n_arrays)])
+
+
 cdef inline int check_config() except -1:
     """Raise the message of a bad XENT_FAST_TUNE (the kernels refuse to run with it)."""
     cdef const char *err = xent_config_error()

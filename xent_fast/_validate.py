@@ -14,6 +14,7 @@ REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
 HALF_CODES = {"float16": 2, "bfloat16": 3}
 INT64 = np.iinfo(np.int64)
+INT64_MIN, INT64_MAX = int(INT64.min), int(INT64.max)  # iinfo's properties cost a call each
 
 
 def is_half(dtype):
@@ -59,17 +60,25 @@ def float_array(value, name):
 def storage_array(value, name):
     """float_array, keeping float16 and bfloat16: the kernels read those in place."""
     arr = as_array(value, name)
-    if is_half(arr.dtype):
+    if arr.dtype in DTYPE_CODES or is_half(arr.dtype):
         return kernel_readable(arr)
     return float_array(arr, name)
 
 
+def whole_elements(arr):
+    """True when arr is aligned with strides in whole elements (what the kernels read)."""
+    if not arr.flags.aligned:
+        return False
+    size = arr.itemsize
+    for s in arr.strides:
+        if s % size:
+            return False
+    return True
+
+
 def kernel_readable(arr):
     """The array itself when aligned with strides in whole elements, else a copy."""
-    size = arr.itemsize
-    if not arr.flags.aligned or any(s % size for s in arr.strides):
-        return np.array(arr, copy=True)
-    return arr
+    return arr if whole_elements(arr) else np.array(arr, copy=True)
 
 
 def contiguous(arr, dtype=None):
@@ -102,7 +111,8 @@ def class_axis(axis, ndim, name="axis", array="the input"):
 
 def finite_option(value, name, positive=False, nonnegative=False, nonzero=False):
     """A finite float option (NaN and inf refused), with the sign the option needs."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and type(value) is not int and (  # the common, cheap case
+            isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
@@ -161,7 +171,8 @@ def reduction_code(reduction):
 
 def real_option(value, name, low, high, high_inclusive):
     """A float option within [low, high] (or [low, high) when not high_inclusive)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and type(value) is not int and (  # the common, cheap case
+            isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
     inside = low <= value <= high if high_inclusive else low <= value < high
@@ -172,13 +183,14 @@ def real_option(value, name, low, high, high_inclusive):
 
 
 def integer_option(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if not INT64.min <= value <= INT64.max:
+    if type(value) is not int:
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be an integer, got {value!r}")
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if not INT64_MIN <= value <= INT64_MAX:
         raise ValueError(f"{name}={value} does not fit in a 64-bit integer")
     return value
 
@@ -215,9 +227,10 @@ def output_array(out, shape, dtype, name="out"):
         raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
-    if not out.flags.aligned or any(s % out.itemsize for s in out.strides):
+    if not whole_elements(out):
         raise ValueError(f"{name} must be aligned with strides in whole elements")
-    if out.size > 1 and any(s == 0 and n > 1 for s, n in zip(out.strides, out.shape)):
+    if 0 in out.strides and out.size > 1 and any(
+            s == 0 and n > 1 for s, n in zip(out.strides, out.shape)):
         raise ValueError(f"{name} must not have zero strides (a broadcast view)")
     return out
 
@@ -254,10 +267,6 @@ def upstream_gradient(grad_loss, loss_shape):
     if len(loss_shape) == 0:
         return np.array([g], dtype=np.float64), 0
     return contiguous(g, dtype=np.float64).reshape(-1), 1
-
-
-def element_strides(arr):
-    return tuple(s // arr.itemsize for s in arr.strides)
 
 
 def position(flat_index, shape):
