@@ -43,6 +43,41 @@ def test_c_100k_matches_reference(dtype, target_kind, rng):
     assert_close(impl.log_softmax(x), ref.log_softmax(x64), rtol, atol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, "bfloat16"])
+def test_streamed_rows_in_batches_keep_every_row_apart(dtype, rng):
+    """Rows longer than a batch go through the forward VLEN at a time (docs/DESIGN.md, "The row
+    loop"): ignored, masked, +inf and NaN rows at any place among them, and a last partial batch,
+    each give the reference's loss and log-sum-exp, and the reductions hold them all."""
+    import ml_dtypes
+    N, C = 37, 1500
+    x = (rng.standard_normal((N, C)) * 3).astype(np.float32)
+    t = rng.integers(0, C, size=N)
+    t[[0, 16, 36]] = -100
+    x[5, :] = -np.inf  # every class masked
+    x[7, rng.integers(0, C, 50)] = -np.inf  # some classes masked
+    x[9, 3] = np.inf
+    x[20, t[20]] = np.nan
+    x[21, (t[21] + 1) % C] = np.nan
+    x[30, t[30]] = 60.0  # a confident row
+    store = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
+    x = x.astype(store)
+    x64 = x.astype(np.float64)
+    sw = rng.uniform(0.5, 2.0, size=N)
+    rtol, atol = (1e-12, 1e-12) if dtype == np.float64 else (1e-6, 1e-6)
+    for kw in ({}, {"sample_weight": sw, "z_loss": 1e-4}):
+        loss, lse = impl.cross_entropy(x, t, reduction="none", return_lse=True, **kw)
+        el, else_ = ref.cross_entropy(x64, t, reduction="none", return_lse=True, **kw)
+        assert_close(loss, el, rtol, atol)
+        assert_close(lse, else_, rtol, atol)
+        clean = np.setdiff1d(np.arange(N), [5, 9, 20, 21])
+        kw_clean = {k: (v[clean] if k == "sample_weight" else v) for k, v in kw.items()}
+        for red in ("mean", "sum"):
+            assert np.isnan(impl.cross_entropy(x, t, reduction=red, **kw))
+            assert_close(impl.cross_entropy(x[clean], t[clean], reduction=red, **kw_clean),
+                         ref.cross_entropy(x64[clean], t[clean], reduction=red, **kw_clean),
+                         rtol, atol)
+
+
 @settings(max_examples=12)
 @given(data=st.data())
 def test_large_c_properties(data):
