@@ -43,11 +43,13 @@ def test_c_100k_matches_reference(dtype, target_kind, rng):
     assert_close(impl.log_softmax(x), ref.log_softmax(x64), rtol, atol)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, "bfloat16"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16, "bfloat16"])
 def test_streamed_rows_in_batches_keep_every_row_apart(dtype, rng):
     """Rows longer than a batch go through the forward VLEN at a time (docs/DESIGN.md, "The row
     loop"): ignored, masked, +inf and NaN rows at any place among them, and a last partial batch,
-    each give the reference's loss and log-sum-exp, and the reductions hold them all."""
+    each give the reference's loss and log-sum-exp, and the reductions hold them all.  Half
+    precision is converted a stretch at a time with its maxima (load_half_tops): 1500 classes
+    end in a partial chunk and a partial vector."""
     import ml_dtypes
     N, C = 37, 1500
     x = (rng.standard_normal((N, C)) * 3).astype(np.float32)
