@@ -418,40 +418,54 @@ XENT_INLINE vf32 vexp_sum_term_scaled_f32(vf32 d, float s)
 
 XENT_INLINE vf32 vexp_sum_term_f32(vf32 x) { return vexp_sum_term_scaled_f32(x, 1.0f); }
 
+#if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
+/* 2^(j/16), j = 0..15: the float64 term exps' table (vexp_term_f64, vexp_sum_term_scaled_f64),
+ * held in two registers and read by one two-source permute. */
+static const double xent_exp2_sixteenths[16] = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0,
+};
+static const double xent_inv_factorial[8] = {1.0,        1.0,         0.5,         1.0 / 6.0,
+                                             1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0, 1.0 / 5040.0};
+
+/* exp(s d), s > 0, d <= 0, by the table: s d = (16 k + j) ln2/16 + r, |r| <= ln2/32, exp(s d) =
+ * 2^k * 2^(j/16) * exp(r), the table read by one two-source permute on the shifter's low four
+ * bits, exp(r) by its Taylor polynomial of `degree`, 2^k by vscalef (which takes floor(K / 16)
+ * = k, K / 16 being exact).  r = s d - K ln2/16 with ln2 in fdlibm's two parts (the high one has
+ * 32 bits: K times it is exact), or with one_step in one multiply-add.  Lanes below the floor are
+ * left out of vscalef by a zeroing mask (vexp_term_f64).  T[0] = 1 and p(0) = 1: exp(0) is 1.
+ * Inlined with constant s, one_step and degree. */
+XENT_INLINE vf64 vexp_sixteenths_f64(vf64 d, double s, int one_step, int degree)
+{
+    const __mmask8 kept = XENT_AT_OR_ABOVE_F64(d, XENT_EXP_TERM_FLOOR_F64 / s);
+    const vf64 x = s * d;
+    const double shifter = 6755399441055744.0;
+    vf64 kd = d * (23.083120654223414 * s) + shifter; /* 16 / ln2 */
+    const vu64 kbits = (vu64)kd;
+    kd -= shifter;
+    vf64 r;
+    if (one_step) {
+        r = (vf64)_mm512_fnmadd_pd((__m512d)kd, _mm512_set1_pd(0.69314718055994530942 / 16), (__m512d)x);
+    } else {
+        r = x - kd * (6.93147180369123816490e-01 / 16);
+        r = r - kd * (1.90821492927058770002e-10 / 16);
+    }
+    vf64 p = (vf64){0} + xent_inv_factorial[degree];
+    for (int i = degree - 1; i >= 0; i--) p = p * r + xent_inv_factorial[i];
+    const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(xent_exp2_sixteenths), (__m512i)kbits,
+                                             _mm512_loadu_pd(xent_exp2_sixteenths + 8));
+    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
+}
+#endif
+
 XENT_INLINE vf64 vexp_term_f64(vf64 x)
 {
 #if defined(__x86_64__) && XENT_VBYTES == 64 && defined(__AVX512F__)
-    const __mmask8 kept = XENT_AT_OR_ABOVE_F64(x, XENT_EXP_TERM_FLOOR_F64);
-    /* x = (16 k + j) ln2/16 + r, |r| <= ln2/32: exp(x) = 2^k * 2^(j/16) * exp(r), 2^(j/16) from a
-     * 16-entry table in two registers (one two-source permute on the shifter's low four bits),
-     * exp(r) by its degree-7 Taylor polynomial (truncation < 2e-18): six multiply-adds fewer than
-     * the degree-13 form, 2 ulp at most (measured against libm over [-708, 0]).  T[0] = 1 and
-     * p(0) = 1, so exp(0) is exactly 1. */
-    static const double table[16] = {
-        0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
-        0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
-        0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
-        0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0,
-    };
-    const double shifter = 6755399441055744.0;
-    vf64 kd = x * 23.083120654223414 + shifter; /* 16 / ln2 */
-    const vu64 kbits = (vu64)kd;
-    kd -= shifter;
-    /* fdlibm's two-part ln2 (32-bit high part), over 16: kd * hi is exact */
-    vf64 r = x - kd * (6.93147180369123816490e-01 / 16);
-    r = r - kd * (1.90821492927058770002e-10 / 16);
-    vf64 p = (vf64){0} + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(table), (__m512i)kbits,
-                                             _mm512_loadu_pd(table + 8));
-    /* vscalef takes floor(kd / 16) = k as the power of two (kd / 16 is exact). */
-    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
+    /* exp(r) by its degree-7 Taylor polynomial (truncation < 2e-18): six multiply-adds fewer than
+     * the degree-13 form, 2 ulp at most (measured against libm over [-708, 0]). */
+    return vexp_sixteenths_f64(x, 1.0, 0, 7);
 #else
     x = vmax_f64((vf64){0} + XENT_EXP_TERM_CLAMP_F64, x);
     vu64 kbits;
@@ -493,30 +507,7 @@ XENT_INLINE vf64 vexp_sum_term_scaled_f64(vf64 d, double s)
      * loop: x - K ln2/16 in one step (ln2/16's rounding error, 4.8e-18 K: at most 8e-14
      * relative in the deepest terms, 1e-15 where x > -10, as AVX2's one-step form), and exp(r)
      * on |r| <= ln2/32 by its degree-6 Taylor polynomial (truncation < 5e-16 relative). */
-    static const double table[16] = {
-        0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
-        0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
-        0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
-        0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0,
-    };
-    const __mmask8 kept = XENT_AT_OR_ABOVE_F64(d, XENT_EXP_TERM_FLOOR_F64 / s);
-    const vf64 x = s * d;
-    const double shifter = 6755399441055744.0;
-    vf64 kd = d * (23.083120654223414 * s) + shifter; /* 16 / ln2 */
-    const vu64 kbits = (vu64)kd;
-    kd -= shifter;
-    const vf64 r = (vf64)_mm512_fnmadd_pd((__m512d)kd, _mm512_set1_pd(0.69314718055994530942 / 16),
-                                          (__m512d)x);
-    vf64 p = (vf64){0} + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
-    const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(table), (__m512i)kbits,
-                                             _mm512_loadu_pd(table + 8));
-    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
+    return vexp_sixteenths_f64(d, s, 1, 6);
 #elif defined(XENT_HAVE_SUM_SHARE_F64)
     return vexp_sum_share_scaled_f64(d, s, (vi64){0});
 #else
