@@ -442,21 +442,23 @@ XENT_INLINE vf64 vexp_sixteenths_f64(vf64 d, double s, int one_step, int degree)
     const __mmask8 kept = XENT_AT_OR_ABOVE_F64(d, XENT_EXP_TERM_FLOOR_F64 / s);
     const vf64 x = s * d;
     const double shifter = 6755399441055744.0;
-    vf64 kd = d * (23.083120654223414 * s) + shifter; /* 16 / ln2 */
-    const vu64 kbits = (vu64)kd;
-    kd -= shifter;
+    const vf64 shifted = d * (23.083120654223414 * s) + shifter; /* 16 / ln2 */
+    /* K / 16 in one multiply-add, exactly (K + shifter is exact, and so is each step by 1/16):
+     * vscalef's operand, and K ln2/16 = (K / 16) ln2 with the same products as K (ln2 / 16). */
+    const vf64 k16 = (vf64)_mm512_fmsub_pd((__m512d)shifted, _mm512_set1_pd(0.0625),
+                                           _mm512_set1_pd(shifter * 0.0625));
     vf64 r;
     if (one_step) {
-        r = (vf64)_mm512_fnmadd_pd((__m512d)kd, _mm512_set1_pd(0.69314718055994530942 / 16), (__m512d)x);
+        r = (vf64)_mm512_fnmadd_pd((__m512d)k16, _mm512_set1_pd(0.69314718055994530942), (__m512d)x);
     } else {
-        r = x - kd * (6.93147180369123816490e-01 / 16);
-        r = r - kd * (1.90821492927058770002e-10 / 16);
+        r = x - k16 * 6.93147180369123816490e-01;
+        r = r - k16 * 1.90821492927058770002e-10;
     }
     vf64 p = (vf64){0} + xent_inv_factorial[degree];
     for (int i = degree - 1; i >= 0; i--) p = p * r + xent_inv_factorial[i];
-    const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(xent_exp2_sixteenths), (__m512i)kbits,
+    const __m512d t = _mm512_permutex2var_pd(_mm512_loadu_pd(xent_exp2_sixteenths), (__m512i)shifted,
                                              _mm512_loadu_pd(xent_exp2_sixteenths + 8));
-    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)(kd * 0.0625));
+    return (vf64)_mm512_maskz_scalef_pd(kept, (__m512d)(p * (vf64)t), (__m512d)k16);
 }
 #endif
 
