@@ -167,6 +167,41 @@ def test_broadcast_logits_rows_are_identical(rng):
     assert g.flags.writeable and g.strides[0] != 0
 
 
+def _at_byte_offset(a, offset):
+    """A C-contiguous copy of ``a`` that starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_class", [5, 17, 100, 513, 1000, 2049, 40000])
+def test_results_do_not_depend_on_the_address(dtype, n_class, rng):
+    """The same values at every vector alignment give the same bits: kernels may read a row from
+    its first vector boundary on, but each row's sums keep their order.  The max sits in a row's
+    first elements, its last ones or a chunk's middle, once in one confident row."""
+    rows = 6
+    x = (rng.standard_normal((rows, n_class)) * 4).astype(dtype)
+    for r, j in enumerate([0, 1, 3, n_class // 2, n_class - 1]):
+        x[r, j] = 30.0 if r else 8.0
+    t = np.arange(rows) % n_class
+    item = np.dtype(dtype).itemsize
+    results = []
+    for offset in range(0, 64, item):
+        xo = _at_byte_offset(x, offset)
+        loss, grad = impl.cross_entropy_and_grad(xo, t, reduction="none")
+        out = _at_byte_offset(np.zeros_like(x), offset)
+        impl.cross_entropy_and_grad(xo, t, reduction="none", out=out)
+        results.append([loss, grad, out, impl.logsumexp(xo), impl.softmax(xo),
+                        impl.cross_entropy(xo, t, reduction="none", logit_scale=0.5)])
+        assert_same_bits(xo, x, "the logits at byte offset %d were modified" % offset)
+    for offset, got in zip(range(0, 64, item), results):
+        for k, (a, b) in enumerate(zip(results[0], got)):
+            assert_same_bits(a, b, "result %d at byte offset %d" % (k, offset))
+
+
 def test_broadcast_logits_cannot_be_out(rng):
     x = np.broadcast_to(rng.standard_normal(5), (3, 5))
     with pytest.raises(ValueError, match="out"):
