@@ -1,5 +1,5 @@
 /* stream_structure.c - how much of the copy roofline a forward+gradient's *shape of memory
- * traffic* allows, with no cross-entropy arithmetic at all.
+ * traffic* allows, with an exp per element in each pass or no arithmetic at all.
  *
  * A long row's forward+gradient with out= reads the row (its max and exp-sum) and then writes its
  * gradient from the row, read again from cache, with streamed stores (docs/DESIGN.md, "Stores
@@ -49,25 +49,18 @@ static inline __m512 arithmetic(__m512 v, int work)
     return _mm512_maskz_scalef_ps(live, p, k);
 }
 
-/* The read pass of one row: its max, with the pass's arithmetic folded into a sum. */
-static inline __m512 read_row(const float *x, int64_t n, int work, __m512 *sum)
+/* One vector of a read pass into the running max m and, with work, its exp into sum. */
+static inline void read_vector(const float *x, int work, __m512 *m, __m512 *sum)
 {
-    __m512 m = _mm512_set1_ps(-INFINITY);
-    for (int64_t j = 0; j < n; j += 16) {
-        const __m512 v = _mm512_load_ps(x + j);
-        m = _mm512_max_ps(m, v);
-        if (work) *sum = _mm512_add_ps(*sum, arithmetic(v, work));
-    }
-    return m;
+    const __m512 v = _mm512_load_ps(x);
+    *m = _mm512_max_ps(*m, v);
+    if (work) *sum = _mm512_add_ps(*sum, arithmetic(v, work));
 }
 
-/* The store pass of one row, from cache: g = f(x) stored streamed; prefetches `next` (or not). */
-static inline void store_row(float *g, const float *x, int64_t n, int work, const char *next)
+/* One vector of a store pass: f(x) stored streamed at g. */
+static inline void store_vector(float *g, const float *x, int work)
 {
-    for (int64_t j = 0; j < n; j += 16) {
-        if (next) _mm_prefetch(next + 4 * j, _MM_HINT_T0);
-        _mm512_stream_ps(g + j, arithmetic(_mm512_load_ps(x + j), work));
-    }
+    _mm512_stream_ps(g, arithmetic(_mm512_load_ps(x), work));
 }
 
 /* rows rows of n floats from x to g, in the order of loop; returns what keeps the reads alive. */
@@ -83,25 +76,24 @@ static float run(int loop, float *g, const float *x, int64_t rows, int64_t n, in
             _mm512_stream_ps(g + j, arithmetic(v, work));
         }
     } else if (loop == PIPELINED) {
-        m = read_row(x, n, work, &sum);
+        for (int64_t j = 0; j < n; j += 16) read_vector(x + j, work, &m, &sum);
         for (int64_t r = 0; r < rows; r++) {
             const float *xr = x + r * n, *xn = xr + n;
-            float *gr = g + r * n;
             for (int64_t j = 0; j < n; j += 16) {
-                if (r + 1 < rows) {
-                    const __m512 v = _mm512_load_ps(xn + j);
-                    m = _mm512_max_ps(m, v);
-                    if (work) sum = _mm512_add_ps(sum, arithmetic(v, work));
-                }
-                _mm512_stream_ps(gr + j, arithmetic(_mm512_load_ps(xr + j), work));
+                if (r + 1 < rows) read_vector(xn + j, work, &m, &sum);
+                store_vector(g + r * n + j, xr + j, work);
             }
         }
     } else {
         for (int64_t r = 0; r < rows; r++) {
             const float *xr = x + r * n;
-            m = _mm512_max_ps(m, read_row(xr, n, work, &sum));
+            /* the next row's line for each of this row's, with NEXT_IN_G */
             const char *next = loop == NEXT_IN_G && r + 1 < rows ? (const char *)(xr + n) : NULL;
-            store_row(g + r * n, xr, n, work, next);
+            for (int64_t j = 0; j < n; j += 16) read_vector(xr + j, work, &m, &sum);
+            for (int64_t j = 0; j < n; j += 16) {
+                if (next) _mm_prefetch(next + 4 * j, _MM_HINT_T0);
+                store_vector(g + r * n + j, xr + j, work);
+            }
         }
     }
     _mm_sfence();
@@ -118,7 +110,7 @@ int main(int argc, char **argv)
     const int64_t rows_each = (mib << 20) / (int64_t)sizeof(float) / n / threads;
     const int64_t total = rows_each * threads * n;
     if (n < 16 || rows_each < 2 || repeats < 1) {
-        fprintf(stderr, "usage: %s [classes>=16] [MiB] [work] [repeats]\n", argv[0]);
+        fprintf(stderr, "usage: %s [classes>=16] [MiB] [work=0|1] [repeats]\n", argv[0]);
         return 2;
     }
     float *x = aligned_alloc(64, (size_t)total * sizeof(float));
